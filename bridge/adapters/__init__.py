@@ -1,0 +1,54 @@
+"""Inbound format adapters, looked up by the format name a source declares."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from bridge.adapters.base import AdapterResult, BaseAdapter, InboundRequest
+from bridge.errors import ConfigError
+
+# format name -> (module, class); imported on first use.
+_ADAPTERS: dict[str, tuple[str, str]] = {
+    "xapi": ("bridge.adapters.xapi", "XapiAdapter"),
+    "cmi5": ("bridge.adapters.cmi5", "Cmi5Adapter"),
+    "h5p": ("bridge.adapters.h5p", "H5pAdapter"),
+    "scorm-cloud": ("bridge.adapters.scorm_cloud", "ScormCloudAdapter"),
+    "lti-ags": ("bridge.adapters.lti", "LtiAgsAdapter"),
+    "scorm-runtime": ("bridge.adapters.scorm_runtime", "ScormRuntimeAdapter"),
+    "generic": ("bridge.adapters.generic", "GenericAdapter"),
+}
+
+FORMATS = tuple(_ADAPTERS)
+
+
+def adapter_class(format_name: str) -> type[BaseAdapter]:
+    """Return the adapter class of a format name."""
+    try:
+        module_name, class_name = _ADAPTERS[format_name]
+    except KeyError:
+        known = ", ".join(FORMATS)
+        raise ConfigError([f"unknown format {format_name!r}; one of {known}"]) from None
+    cls: type[BaseAdapter] = getattr(import_module(module_name), class_name)
+    return cls
+
+
+def build_adapter(
+    format_name: str, options: dict[str, Any] | None = None
+) -> BaseAdapter:
+    """Return an adapter for a format, its options validated.
+
+    Raises:
+        ConfigError: for an unknown format or wrong options.
+    """
+    return adapter_class(format_name)(options or {})
+
+
+__all__ = [
+    "FORMATS",
+    "AdapterResult",
+    "BaseAdapter",
+    "InboundRequest",
+    "adapter_class",
+    "build_adapter",
+]

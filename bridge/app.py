@@ -1,0 +1,70 @@
+"""Build the Flask application of the web process."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from bridge.config import Settings, load_settings
+from bridge.errors import InboundError, PayloadTooLargeError
+from bridge.registry import SourceRegistry
+from bridge.store.db import Store, create_store
+from bridge.web.context import EXTENSION_KEY, BridgeContext
+from bridge.web.health import health
+from bridge.web.hooks import hooks
+from bridge.web.lrs import lrs
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None,
+               registry: SourceRegistry | None = None) -> Flask:  # fmt: skip
+    """Return the web application; settings default to the environment.
+
+    Tests pass ``settings`` (and may pass a store) so they need not touch
+    the environment. The database must be migrated already: ``serve`` does
+    that once before the workers start.
+    """
+    settings = settings or load_settings()
+    store = store or create_store(settings.database_url)
+    registry = registry or SourceRegistry.from_file(settings.sources_file, store)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION_KEY] = BridgeContext(settings, store, registry)
+
+    for blueprint in (health, hooks, lrs):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    return app
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer every error with a JSON body, and never leak a traceback."""
+
+    @app.errorhandler(InboundError)
+    def inbound_error(exc: InboundError) -> ResponseReturnValue:
+        return jsonify(exc.to_dict()), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        if exc.code == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"]
+            too_large = PayloadTooLargeError(f"body is over the {limit} byte limit")
+            return jsonify(too_large.to_dict()), 413
+        body: dict[str, Any] = {
+            "error": (exc.name or "error").lower().replace(" ", "_"),
+            "message": exc.description,
+        }
+        return jsonify(body), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception) -> ResponseReturnValue:
+        logger.exception("unhandled error while serving a request")
+        body = {"error": "internal_error", "message": "unexpected error; logged"}
+        return jsonify(body), 500

@@ -1,0 +1,61 @@
+"""``serve`` runs the web process; ``run`` runs every part together."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from bridge.cli import get_settings
+from bridge.supervisor import Part, Supervisor, wait_until_healthy
+
+logger = logging.getLogger(__name__)
+
+
+@click.command()
+@click.option("--host", help="Address to bind; default BRIDGE_HOST.")
+@click.option("--port", type=int, help="Port; default BRIDGE_PORT.")
+@click.option("--workers", type=click.IntRange(1, 64), help="gunicorn workers.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None,
+          workers: int | None) -> None:  # fmt: skip
+    """Serve the web process (inbound hooks, health) with gunicorn."""
+    from bridge.web.server import serve as serve_gunicorn
+
+    settings = get_settings(ctx)
+    serve_gunicorn(
+        settings,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.web_workers,
+    )
+
+
+@click.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the web process, and the sandbox when BRIDGE_ELMS_URL is unset."""
+    settings = get_settings(ctx)
+    parts = []
+    web_env: dict[str, str] = {}
+
+    if not settings.elms_url:
+        logger.info("run: BRIDGE_ELMS_URL is unset; starting the sandbox at %s",
+                    settings.sandbox_url)  # fmt: skip
+        parts.append(Part("sandbox", [
+            "sandbox", "--port", str(settings.sandbox_port),
+            "--site", settings.sandbox_site,
+        ], env={"BRIDGE_SANDBOX_TOKEN": settings.sandbox_token}))  # fmt: skip
+        web_env = {
+            "BRIDGE_ELMS_URL": settings.sandbox_url,
+            "BRIDGE_ELMS_TOKEN": settings.sandbox_token,
+        }
+    parts.append(Part("web", ["serve"], env=web_env))
+
+    supervisor = Supervisor(parts)
+    supervisor.start()
+    base = f"http://{settings.host}:{settings.port}"
+    if wait_until_healthy(f"{base}/healthz"):
+        logger.info("run: web process ready at %s (try: curl %s/healthz)", base, base)
+    sys.exit(supervisor.wait())

@@ -1,0 +1,260 @@
+"""Settings of the bridge, read from ``BRIDGE_*`` environment variables.
+
+Every variable is declared once in :data:`FIELDS` with its parser, default
+and description; the README and ``deploy/.env.example`` list the same set
+(a test keeps them in step). :func:`load_settings` reports every mistake at
+once, one sentence each, so an operator fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from bridge.errors import ConfigError
+
+PREFIX = "BRIDGE_"
+
+DEFAULT_DATABASE_URL = "sqlite:///var/bridge.db"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_WEB_WORKERS = 2
+DEFAULT_ELMS_CONNECT_TIMEOUT = 5.0
+DEFAULT_ELMS_READ_TIMEOUT = 30.0
+DEFAULT_ELMS_RETRIES = 3
+DEFAULT_ELMS_BACKOFF = 0.5
+DEFAULT_ELMS_BACKOFF_MAX = 30.0
+DEFAULT_ELMS_RETRY_AFTER_MAX = 120.0
+DEFAULT_ELMS_POOL_SIZE = 10
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_LRS_SOURCE = "lrs"
+DEFAULT_SANDBOX_PORT = 8081
+DEFAULT_SANDBOX_SITE = "demo"
+DEFAULT_SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the local stand-in's token
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+
+
+def parse_str(value: str) -> str:
+    """Return the value stripped; an empty value is a mistake."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def parse_http_url(value: str) -> str:
+    """Return an http(s) URL with a host, without its trailing slash."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL with a host; got {value!r}")
+    return value.strip().rstrip("/")
+
+
+def parse_database_url(value: str) -> str:
+    """Return a SQLAlchemy URL for SQLite or PostgreSQL."""
+    value = value.strip()
+    if not value.startswith(("sqlite:", "postgresql:", "postgresql+")):
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+    return value
+
+
+def ranged(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
+    """Return a parser for a number of ``kind`` between ``low`` and ``high``."""
+
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value.strip())
+        except ValueError:
+            name = "a whole number" if kind is int else "a number"
+            raise ValueError(f"must be {name}; got {value!r}") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}; got {number}")
+        return number
+
+    return parse
+
+
+def choice(*options: str, upper: bool = False) -> Callable[[str], str]:
+    """Return a parser accepting one of ``options`` (case-insensitive)."""
+
+    def parse(value: str) -> str:
+        folded = value.strip().upper() if upper else value.strip().lower()
+        if folded not in options:
+            raise ValueError(f"must be one of {', '.join(options)}; got {value!r}")
+        return folded
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: its variable suffix, parser, default and meaning."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    secret: bool = False
+
+    @property
+    def variable(self) -> str:
+        """Return the environment variable's full name."""
+        return PREFIX + self.name.upper()
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("elms_url", parse_http_url, None,
+          "Open ELMS backend base, e.g. https://HOST/SITE_ID/backend. "
+          "Unset: `make run` starts the local sandbox and uses it."),
+    Field("elms_token", parse_str, None,
+          "APITokenAccess value, sent as `Authorization: Basic <token>`.",
+          secret=True),
+    Field("elms_connect_timeout", ranged(float, 0.1, 300),
+          DEFAULT_ELMS_CONNECT_TIMEOUT, "Seconds to wait for a connection."),
+    Field("elms_read_timeout", ranged(float, 0.1, 3600),
+          DEFAULT_ELMS_READ_TIMEOUT, "Seconds to wait for an answer."),
+    Field("elms_retries", ranged(int, 0, 20), DEFAULT_ELMS_RETRIES,
+          "Retries of an idempotent call on transport errors, 500 and 503."),
+    Field("elms_backoff", ranged(float, 0, 60), DEFAULT_ELMS_BACKOFF,
+          "Backoff factor in seconds: waits grow as factor * 2^n, with jitter."),
+    Field("elms_backoff_max", ranged(float, 0, 3600), DEFAULT_ELMS_BACKOFF_MAX,
+          "Longest wait between two retries, in seconds."),
+    Field("elms_retry_after_max", ranged(float, 0, 3600),
+          DEFAULT_ELMS_RETRY_AFTER_MAX,
+          "Longest `Retry-After` honoured, in seconds; longer ones are cut."),
+    Field("elms_pool_size", ranged(int, 1, 1000), DEFAULT_ELMS_POOL_SIZE,
+          "Connections kept open to Open ELMS."),
+    Field("database_url", parse_database_url, DEFAULT_DATABASE_URL,
+          "SQLAlchemy URL: SQLite by default, postgresql+psycopg://... at scale."),
+    Field("host", parse_str, DEFAULT_HOST, "Address the web process binds."),
+    Field("port", ranged(int, 1, 65535), DEFAULT_PORT, "Port of the web process."),
+    Field("web_workers", ranged(int, 1, 64), DEFAULT_WEB_WORKERS,
+          "gunicorn worker processes of the web process."),
+    Field("sources_file", parse_str, None,
+          "YAML or TOML file defining the inbound sources."),
+    Field("lrs_source", parse_str, DEFAULT_LRS_SOURCE,
+          "Source whose credentials and format serve /xapi/statements."),
+    Field("max_body_bytes", ranged(int, 1024, 64 * 1024 * 1024),
+          DEFAULT_MAX_BODY_BYTES, "Largest inbound body accepted; larger is 413."),
+    Field("log_level", choice(*LOG_LEVELS, upper=True), "INFO",
+          "DEBUG, INFO, WARNING, ERROR or CRITICAL."),
+    Field("log_format", choice(*LOG_FORMATS), "text",
+          "`text`, or `json` for one JSON object a line."),
+    Field("sandbox_port", ranged(int, 1, 65535), DEFAULT_SANDBOX_PORT,
+          "Port of the local sandbox that `make run` starts."),
+    Field("sandbox_site", parse_str, DEFAULT_SANDBOX_SITE,
+          "Site id of the local sandbox."),
+    Field("sandbox_token", parse_str, DEFAULT_SANDBOX_TOKEN,
+          "Token of the local sandbox.", secret=True),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings; build with :func:`load_settings`."""
+
+    elms_url: str | None = None
+    elms_token: str | None = None
+    elms_connect_timeout: float = DEFAULT_ELMS_CONNECT_TIMEOUT
+    elms_read_timeout: float = DEFAULT_ELMS_READ_TIMEOUT
+    elms_retries: int = DEFAULT_ELMS_RETRIES
+    elms_backoff: float = DEFAULT_ELMS_BACKOFF
+    elms_backoff_max: float = DEFAULT_ELMS_BACKOFF_MAX
+    elms_retry_after_max: float = DEFAULT_ELMS_RETRY_AFTER_MAX
+    elms_pool_size: int = DEFAULT_ELMS_POOL_SIZE
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    web_workers: int = DEFAULT_WEB_WORKERS
+    sources_file: str | None = None
+    lrs_source: str = DEFAULT_LRS_SOURCE
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    log_level: str = "INFO"
+    log_format: str = "text"
+    sandbox_port: int = DEFAULT_SANDBOX_PORT
+    sandbox_site: str = DEFAULT_SANDBOX_SITE
+    sandbox_token: str = DEFAULT_SANDBOX_TOKEN
+
+    def __repr__(self) -> str:
+        shown = []
+        for spec in FIELDS:
+            value = getattr(self, spec.name)
+            if spec.secret and value is not None:
+                value = "***"
+            shown.append(f"{spec.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @property
+    def sandbox_url(self) -> str:
+        """Return the backend base URL of the local sandbox."""
+        return f"http://127.0.0.1:{self.sandbox_port}/{self.sandbox_site}/backend"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``environ`` (default: the process environment).
+
+    Raises:
+        ConfigError: listing every wrong, unknown or missing variable.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+
+    for spec in FIELDS:
+        raw = environ.get(spec.variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[spec.name] = spec.parse(raw)
+        except ValueError as exc:
+            problems.append(f"{spec.variable}: {exc}")
+
+    problems.extend(find_unknown_variables(environ))
+    problems.extend(check_combinations(values))
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)
+
+
+def find_unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Return a sentence for each ``BRIDGE_*`` variable that is not a setting.
+
+    A misspelt variable would otherwise be ignored in silence.
+    """
+    known = {spec.variable for spec in FIELDS} | EXTRA_VARIABLES
+    return [
+        f"{name}: is not a known setting (see README, Configuration)"
+        for name in sorted(environ)
+        if name.startswith(PREFIX) and name not in known
+    ]
+
+
+def check_combinations(values: Mapping[str, Any]) -> list[str]:
+    """Return sentences for settings that are valid alone but not together."""
+    problems = []
+    if values.get("elms_url") and not values.get("elms_token"):
+        problems.append("BRIDGE_ELMS_TOKEN: must be set when BRIDGE_ELMS_URL is set")
+    return problems
+
+
+# Variables read by other parts (tests, tools), not settings of the process.
+EXTRA_VARIABLES = frozenset({"BRIDGE_TEST_DATABASE_URL"})
+
+
+def setting_names() -> list[str]:
+    """Return every settings variable name, in declaration order."""
+    return [spec.variable for spec in FIELDS]
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """Return (variable, default, description) rows for documentation."""
+    rows = []
+    for spec in FIELDS:
+        default = "" if spec.default is None else str(spec.default)
+        rows.append((spec.variable, default, spec.doc))
+    return rows

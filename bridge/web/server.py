@@ -1,0 +1,52 @@
+"""Serve the Flask app with gunicorn, configured in code from settings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gunicorn.app.base import BaseApplication
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from bridge.config import Settings
+
+GRACEFUL_TIMEOUT = 20
+REQUEST_TIMEOUT = 60
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn application that builds the Flask app in each worker."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Copy our options into gunicorn's config."""
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        """Return the app; called in each worker, after the fork."""
+        from bridge.app import create_app
+
+        return create_app(self.settings)
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """Run gunicorn in the foreground until it is told to stop."""
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": 4,
+        "timeout": REQUEST_TIMEOUT,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": settings.log_level.lower(),
+        "proc_name": "bridge-web",
+    }
+    GunicornServer(settings, options).run()

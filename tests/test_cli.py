@@ -1,0 +1,183 @@
+"""The command line as a user runs it: real processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "cli-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    env.update(extra)
+    return env
+
+
+def bridge(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def wait_for(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer in {timeout}s")
+
+
+@pytest.fixture
+def sandbox_process():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "sandbox", "--port", str(port),
+         "--token", TOKEN, "--site", "acme"],
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/_sandbox/calls")
+        yield f"http://127.0.0.1:{port}/acme/backend"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_help_lists_the_commands():
+    result = bridge("--help", env=clean_env())
+
+    assert result.returncode == 0
+    for command in ("serve", "run", "sandbox", "elms"):
+        assert f"  {command}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("serve", "--help"),
+        ("run", "--help"),
+        ("sandbox", "--help"),
+        ("elms", "progress", "complete", "--help"),
+        ("elms", "users", "search", "--help"),
+        ("elms", "learning", "download", "--help"),
+    ],
+)
+def test_each_command_has_help(args):
+    result = bridge(*args, env=clean_env())
+
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout
+
+
+def test_progress_round_trip_through_the_cli(sandbox_process):
+    env = clean_env(BRIDGE_ELMS_URL=sandbox_process, BRIDGE_ELMS_TOKEN=TOKEN)
+    users = json.loads(bridge("elms", "users", "search", "--email",
+                              "learner1@example.com", env=env).stdout)  # fmt: skip
+    courses = json.loads(bridge("elms", "learning", "list", env=env).stdout)
+    user_id = str(users[0]["id"])
+    course_id = str(next(c for c in courses if c["type"] == "e-learning")["id"])
+
+    started = bridge("elms", "progress", "start", course_id, user_id, env=env)
+    got = bridge("elms", "progress", "get", course_id, user_id, env=env)
+    done = bridge("elms", "progress", "complete", course_id, user_id,
+                  "--score", "85", env=env)  # fmt: skip
+
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["status"] in ("in progress", "completed")
+    assert json.loads(got.stdout) == json.loads(started.stdout)
+    assert json.loads(done.stdout) == {"status": "completed", "score": 85.0}
+
+
+def test_wrong_token_prints_one_line_and_exits_1(sandbox_process):
+    env = clean_env(BRIDGE_ELMS_URL=sandbox_process, BRIDGE_ELMS_TOKEN="wrong")
+
+    result = bridge("elms", "progress", "get", "1", "1", env=env)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: GET learning/1/1: 403 ")
+    assert "wrong" not in lines[0]
+
+
+def test_missing_url_is_reported_clearly():
+    result = bridge("elms", "users", "list", env=clean_env())
+
+    assert result.returncode == 1
+    assert "set BRIDGE_ELMS_URL and BRIDGE_ELMS_TOKEN" in result.stderr
+
+
+def test_download_writes_the_zip(sandbox_process, tmp_path):
+    env = clean_env(BRIDGE_ELMS_URL=sandbox_process, BRIDGE_ELMS_TOKEN=TOKEN)
+    courses = json.loads(bridge("elms", "learning", "list", env=env).stdout)
+    course_id = str(next(c for c in courses if c["type"] == "e-learning")["id"])
+    target = tmp_path / "c.zip"
+
+    result = bridge("elms", "learning", "download", course_id, "-o", str(target),
+                    env=env)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["bytes"] == target.stat().st_size
+    assert target.read_bytes()[:2] == b"PK"
+
+
+def test_run_starts_web_and_sandbox_when_no_elms_url(tmp_path):
+    web_port, sandbox_port = free_port(), free_port()
+    env = clean_env(
+        BRIDGE_PORT=str(web_port),
+        BRIDGE_SANDBOX_PORT=str(sandbox_port),
+        BRIDGE_DATABASE_URL=f"sqlite:///{tmp_path}/bridge.db",
+        BRIDGE_WEB_WORKERS="1",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{web_port}/healthz", timeout=30)
+        health = requests.get(f"http://127.0.0.1:{web_port}/healthz", timeout=5)
+        sandbox_calls = requests.get(
+            f"http://127.0.0.1:{sandbox_port}/_sandbox/calls", timeout=5
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+
+    assert health.json()["status"] == "ok"
+    assert sandbox_calls.status_code == 200
+    assert "BRIDGE_ELMS_URL is unset; starting the sandbox" in output
+    assert process.returncode == 0
