@@ -47,6 +47,11 @@ class BaseAdapter(ABC):
     content_types: ClassVar[frozenset[str]]
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
+        """Keep the source's options; subclasses validate theirs here.
+
+        A subclass raises :class:`bridge.errors.ConfigError` listing every
+        problem with its options, so a wrong sources file stops the start.
+        """
         self.options = dict(options or {})
 
     @abstractmethod
