@@ -21,8 +21,12 @@ from bridge.web.lrs import lrs
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, store: Store | None = None,
-               registry: SourceRegistry | None = None) -> Flask:  # fmt: skip
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    registry: SourceRegistry | None = None,
+) -> Flask:
     """Return the web application; settings default to the environment.
 
     Tests pass ``settings`` (and may pass a store) so they need not touch

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -88,9 +89,15 @@ _DOWNLOAD_CHUNK = 64 * 1024
 class LoggingRetry(Retry):
     """urllib3's Retry, logging one warning line for each retry it makes."""
 
-    def increment(self, method: str | None = None, url: str | None = None,
-                  response: Any = None, error: Exception | None = None,
-                  _pool: Any = None, _stacktrace: Any = None) -> Retry:  # fmt: skip
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
         """Count one more attempt and log why it is being retried."""
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         if response is not None:
@@ -163,8 +170,9 @@ class OpenElmsClient:
         self.session.mount("https://", adapter)
 
     @classmethod
-    def from_settings(cls, settings: Settings, base_url: str | None = None,
-                      token: str | None = None) -> OpenElmsClient:  # fmt: skip
+    def from_settings(
+        cls, settings: Settings, base_url: str | None = None, token: str | None = None
+    ) -> OpenElmsClient:
         """Return a client configured from validated settings."""
         url = base_url or settings.elms_url
         secret = token or settings.elms_token
@@ -257,8 +265,9 @@ class OpenElmsClient:
         path = f"learning/download/{segment(learning_id)}"
         response = self.send("GET", path, stream=True)
         destination = Path(destination)
-        handle, partial = tempfile.mkstemp(dir=destination.parent or Path("."),
-                                           prefix=".download-")  # fmt: skip
+        handle, partial = tempfile.mkstemp(
+            dir=destination.parent or Path("."), prefix=".download-"
+        )
         size = 0
         try:
             with os.fdopen(handle, "wb") as out, response:
@@ -285,8 +294,9 @@ class OpenElmsClient:
         path = f"learning/{segment(learning_id)}/{segment(user_id)}/start"
         return self.request_json("PUT", path)
 
-    def complete(self, learning_id: int | str, user_id: int | str,
-                 score: float | None = None) -> Any:  # fmt: skip
+    def complete(
+        self, learning_id: int | str, user_id: int | str, score: float | None = None
+    ) -> Any:
         """Mark a learning resource as completed, with a score if given.
 
         Open ELMS keeps scores as whole numbers, so the score is rounded.
@@ -324,8 +334,13 @@ class OpenElmsClient:
             ) from exc
 
         elapsed_ms = (time.monotonic() - started) * 1000
-        logger.info("elms %s %s -> %d in %.0f ms", method, path,
-                    response.status_code, elapsed_ms)  # fmt: skip
+        logger.info(
+            "elms %s %s -> %d in %.0f ms",
+            method,
+            path,
+            response.status_code,
+            elapsed_ms,
+        )
         if response.status_code >= 400:
             raise to_error(response, method, path)
         return response
@@ -338,8 +353,13 @@ def to_error(response: requests.Response, method: str, path: str) -> ElmsRespons
     if cls is None:
         cls = ElmsServerError if status >= 500 else ElmsValidationError
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    return cls(server_message(response), status=status, method=method, path=path,
-               retry_after=retry_after)  # fmt: skip
+    return cls(
+        server_message(response),
+        status=status,
+        method=method,
+        path=path,
+        retry_after=retry_after,
+    )
 
 
 def server_message(response: requests.Response) -> str:
@@ -365,16 +385,27 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def describe_transport_error(exc: requests.RequestException) -> str:
-    """Return a one-line reason for a transport failure."""
-    kinds = (
+    """Return a one-line reason for a transport failure.
+
+    After retries, requests reports a read timeout as a ConnectionError
+    around urllib3's MaxRetryError, so the urllib3 reason is checked too.
+    """
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    kinds: tuple[tuple[type[BaseException], str], ...] = (
         (requests.exceptions.SSLError, "TLS error"),
+        (urllib3.exceptions.SSLError, "TLS error"),
+        (urllib3.exceptions.NameResolutionError, "DNS lookup failed"),
+        (urllib3.exceptions.NewConnectionError, "connection failed"),
         (requests.exceptions.ConnectTimeout, "connect timeout"),
+        (urllib3.exceptions.ConnectTimeoutError, "connect timeout"),
         (requests.exceptions.ReadTimeout, "read timeout"),
+        (urllib3.exceptions.ReadTimeoutError, "read timeout"),
         (requests.exceptions.ConnectionError, "connection failed"),
     )
-    for kind, reason in kinds:
-        if isinstance(exc, kind):
-            return f"{reason} ({type(exc).__name__})"
+    for kind, text in kinds:
+        if isinstance(exc, kind) or isinstance(reason, kind):
+            return f"{text} ({type(exc).__name__})"
     return type(exc).__name__
 
 

@@ -83,8 +83,13 @@ def receive(
         )
 
     form = decode_form(delivery) if delivery.content_type == FORM_TYPE else {}
-    verify_request(source.auth, headers=delivery.headers, body=delivery.body,
-                   form=form, source=source.name)  # fmt: skip
+    verify_request(
+        source.auth,
+        headers=delivery.headers,
+        body=delivery.body,
+        form=form,
+        source=source.name,
+    )
 
     request = InboundRequest(
         source=source.name,
@@ -143,8 +148,11 @@ def accepted_answer(result: AdapterResult) -> Responder:
             }
             for event_id, event in zip(event_ids, events, strict=True)
         ]
-        return 202, {"request_id": request_id, "accepted": len(listed),
-                     "events": listed}  # fmt: skip
+        return 202, {
+            "request_id": request_id,
+            "accepted": len(listed),
+            "events": listed,
+        }
 
     return respond
 
@@ -153,8 +161,13 @@ def decode_form(delivery: Delivery) -> dict[str, str]:
     """Return the fields of a form-encoded body (first value of each)."""
     try:
         text = delivery.body.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False,
-                          errors="strict", max_num_fields=1000)  # fmt: skip
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=False,
+            errors="strict",
+            max_num_fields=1000,
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(
             "form body could not be decoded",
@@ -184,9 +197,16 @@ def kept_body(channel: Channel, delivery: Delivery) -> bytes:
 def log_outcome(source: str, outcome: IntakeOutcome) -> None:
     """Log one line for the stored (or repeated) request."""
     if outcome.duplicate:
-        logger.info("request %s from %s repeated; answered as before",
-                    outcome.request_id, source)  # fmt: skip
+        logger.info(
+            "request %s from %s repeated; answered as before",
+            outcome.request_id,
+            source,
+        )
         return
-    logger.info("request %s from %s stored: %d events, %d new",
-                outcome.request_id, source, len(outcome.event_ids),
-                len(outcome.new_event_ids))  # fmt: skip
+    logger.info(
+        "request %s from %s stored: %d events, %d new",
+        outcome.request_id,
+        source,
+        len(outcome.event_ids),
+        len(outcome.new_event_ids),
+    )

@@ -38,12 +38,17 @@ class Channel:
 class SourceRegistry:
     """Look sources up by name; file sources win over stored ones."""
 
-    def __init__(self, file_sources: list[Source], store: Store | None = None,
-                 ttl: float = STORED_SOURCES_TTL) -> None:  # fmt: skip
+    def __init__(
+        self,
+        file_sources: list[Source],
+        store: Store | None = None,
+        ttl: float = STORED_SOURCES_TTL,
+    ) -> None:
         self.store = store
         self.ttl = ttl
-        self._file = {s.name: Channel(s, build_adapter(s.format, s.options))
-                      for s in file_sources}  # fmt: skip
+        self._file = {
+            s.name: Channel(s, build_adapter(s.format, s.options)) for s in file_sources
+        }
         self._stored: dict[str, Channel] = {}
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()

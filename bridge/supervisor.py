@@ -59,8 +59,11 @@ class Supervisor:
             while not self.stopping:
                 ended = self.first_ended()
                 if ended is not None:
-                    logger.error("run: %s exited with %s; stopping the rest",
-                                 ended.name, ended.process.returncode)  # type: ignore[union-attr]  # fmt: skip
+                    logger.error(
+                        "run: %s exited with %s; stopping the rest",
+                        ended.name,
+                        ended.process.returncode,
+                    )  # type: ignore[union-attr]
                     self.stop()
                     return 1
                 time.sleep(POLL_SECONDS)

@@ -53,23 +53,34 @@ def wait_for(url: str, timeout: float = 20) -> None:
 
 
 @pytest.fixture
-def sandbox_process():
+def sandbox_process(tmp_path):
     port = free_port()
+    log = (tmp_path / "sandbox.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "sandbox", "--port", str(port),
-         "--token", TOKEN, "--site", "acme"],
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "sandbox",
+            "--port",
+            str(port),
+            "--token",
+            TOKEN,
+            "--site",
+            "acme",
+        ],
         cwd=ROOT,
         env=clean_env(),
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/_sandbox/calls")
         yield f"http://127.0.0.1:{port}/acme/backend"
     finally:
         process.terminate()
         process.wait(10)
+        log.close()
 
 
 def test_help_lists_the_commands():
@@ -100,16 +111,20 @@ def test_each_command_has_help(args):
 
 def test_progress_round_trip_through_the_cli(sandbox_process):
     env = clean_env(BRIDGE_ELMS_URL=sandbox_process, BRIDGE_ELMS_TOKEN=TOKEN)
-    users = json.loads(bridge("elms", "users", "search", "--email",
-                              "learner1@example.com", env=env).stdout)  # fmt: skip
+    users = json.loads(
+        bridge(
+            "elms", "users", "search", "--email", "learner1@example.com", env=env
+        ).stdout
+    )
     courses = json.loads(bridge("elms", "learning", "list", env=env).stdout)
     user_id = str(users[0]["id"])
     course_id = str(next(c for c in courses if c["type"] == "e-learning")["id"])
 
     started = bridge("elms", "progress", "start", course_id, user_id, env=env)
     got = bridge("elms", "progress", "get", course_id, user_id, env=env)
-    done = bridge("elms", "progress", "complete", course_id, user_id,
-                  "--score", "85", env=env)  # fmt: skip
+    done = bridge(
+        "elms", "progress", "complete", course_id, user_id, "--score", "85", env=env
+    )
 
     assert started.returncode == 0, started.stderr
     assert json.loads(started.stdout)["status"] in ("in progress", "completed")
@@ -118,7 +133,7 @@ def test_progress_round_trip_through_the_cli(sandbox_process):
 
 
 def test_wrong_token_prints_one_line_and_exits_1(sandbox_process):
-    env = clean_env(BRIDGE_ELMS_URL=sandbox_process, BRIDGE_ELMS_TOKEN="wrong")
+    env = clean_env(BRIDGE_ELMS_URL=sandbox_process, BRIDGE_ELMS_TOKEN="bogus-7731")
 
     result = bridge("elms", "progress", "get", "1", "1", env=env)
 
@@ -127,7 +142,7 @@ def test_wrong_token_prints_one_line_and_exits_1(sandbox_process):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("error: GET learning/1/1: 403 ")
-    assert "wrong" not in lines[0]
+    assert "bogus-7731" not in result.stderr
 
 
 def test_missing_url_is_reported_clearly():
@@ -143,8 +158,9 @@ def test_download_writes_the_zip(sandbox_process, tmp_path):
     course_id = str(next(c for c in courses if c["type"] == "e-learning")["id"])
     target = tmp_path / "c.zip"
 
-    result = bridge("elms", "learning", "download", course_id, "-o", str(target),
-                    env=env)  # fmt: skip
+    result = bridge(
+        "elms", "learning", "download", course_id, "-o", str(target), env=env
+    )
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["bytes"] == target.stat().st_size
@@ -166,6 +182,7 @@ def test_run_starts_web_and_sandbox_when_no_elms_url(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     try:
         wait_for(f"http://127.0.0.1:{web_port}/healthz", timeout=30)
@@ -175,7 +192,11 @@ def test_run_starts_web_and_sandbox_when_no_elms_url(tmp_path):
         )
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
 
     assert health.json()["status"] == "ok"
     assert sandbox_calls.status_code == 200

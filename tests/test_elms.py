@@ -26,13 +26,18 @@ from bridge.errors import (
 
 @pytest.fixture
 def client(sandbox):
-    with OpenElmsClient(sandbox.base_url, sandbox.token, retries=3, backoff=0.01,
-                        backoff_max=0.05) as client:  # fmt: skip
+    with OpenElmsClient(
+        sandbox.base_url, sandbox.token, retries=3, backoff=0.01, backoff_max=0.05
+    ) as client:
         yield client
 
 
 def calls(sandbox) -> list[dict]:
     return requests.get(f"{sandbox.admin_url}/calls", timeout=5).json()["calls"]
+
+
+def clear_calls(sandbox) -> None:
+    requests.delete(f"{sandbox.admin_url}/calls", timeout=5).raise_for_status()
 
 
 def set_faults(sandbox, **faults) -> None:
@@ -190,6 +195,7 @@ def test_wrong_token_is_an_auth_error_and_not_retried(sandbox):
 
 def test_unknown_user_is_not_found_after_one_call(client, sandbox):
     course = a_learning(client, "e-learning")
+    clear_calls(sandbox)
 
     with pytest.raises(ElmsNotFoundError) as caught:
         client.get_progress(course["id"], 999999)
@@ -280,6 +286,7 @@ def test_create_user_is_not_retried_on_503(client, sandbox):
 def test_progress_put_is_retried_on_500(client, sandbox):
     user = a_user(client, email="learner1@example.com")
     course = a_learning(client, "e-learning")
+    clear_calls(sandbox)
     set_faults(sandbox, fail_next=[{"status": 500}])
 
     client.start(course["id"], user["id"])
@@ -301,8 +308,9 @@ def test_refused_connection_is_a_transport_error():
 def test_slow_answer_is_a_read_timeout(sandbox):
     set_faults(sandbox, latency_ms=1500)
 
-    with OpenElmsClient(sandbox.base_url, sandbox.token, retries=0,
-                        read_timeout=0.3) as client:  # fmt: skip
+    with OpenElmsClient(
+        sandbox.base_url, sandbox.token, retries=0, read_timeout=0.3
+    ) as client:
         with pytest.raises(ElmsTransportError, match="read timeout"):
             client.list_users()
 

@@ -59,11 +59,14 @@ def main(ctx: click.Context) -> None:
 
 def register_commands() -> None:
     """Attach every command group to the root group."""
+    from bridge.cli.db import db
     from bridge.cli.elms import elms
+    from bridge.cli.events import events
     from bridge.cli.sandbox import sandbox
     from bridge.cli.serve import run, serve
+    from bridge.cli.sources import sources
 
-    for command in (serve, run, sandbox, elms):
+    for command in (serve, run, sandbox, elms, sources, events, db):
         main.add_command(command)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -49,6 +50,9 @@ def elms_call(func: Callable[..., Any]) -> Callable[..., None]:
 def elms(ctx: click.Context, url: str | None, token: str | None) -> None:
     """Call the Open ELMS API of the configured site and print JSON."""
     ctx.obj = {"url": url, "token": token}
+    if get_settings(ctx).log_level != "DEBUG":
+        # The printed JSON is the answer; per-call lines are noise here.
+        logging.getLogger("bridge.elms").setLevel(logging.WARNING)
 
 
 @elms.group()
@@ -143,8 +147,9 @@ def learning_get(client: OpenElmsClient, learning_id: str) -> Any:
     help="File to write; default learning-ID.zip.",
 )
 @elms_call
-def learning_download(client: OpenElmsClient, learning_id: str,
-                      output: Path | None) -> Any:  # fmt: skip
+def learning_download(
+    client: OpenElmsClient, learning_id: str, output: Path | None
+) -> Any:
     """Download a SCORM resource's ZIP, streamed to a file."""
     output = output or Path(f"learning-{learning_id}.zip")
     size = client.download_learning(learning_id, output)
@@ -180,8 +185,9 @@ def progress_start(client: OpenElmsClient, learning_id: str, user_id: str) -> An
 @click.argument("user_id")
 @click.option("--score", type=click.FloatRange(0, 100), help="Score, 0 to 100.")
 @elms_call
-def progress_complete(client: OpenElmsClient, learning_id: str, user_id: str,
-                      score: float | None) -> Any:  # fmt: skip
+def progress_complete(
+    client: OpenElmsClient, learning_id: str, user_id: str, score: float | None
+) -> Any:
     """Mark LEARNING_ID as completed for USER_ID, with an optional score."""
     client.complete(learning_id, user_id, score)
     return client.get_progress(learning_id, user_id).to_dict()

@@ -30,8 +30,7 @@ def delivery_from_request() -> Delivery:
 def receive_hook(source: str) -> Response:
     """Store an inbound event request; answer 202 with the event ids."""
     context = bridge_context()
-    received = receive(context.store, context.registry, source,
-                       delivery_from_request())  # fmt: skip
+    received = receive(context.store, context.registry, source, delivery_from_request())
     outcome = received.outcome
     response = jsonify(outcome.response_body)
     response.status_code = outcome.response_status

@@ -48,8 +48,13 @@ def post_statements(source: str | None = None) -> Response:
     require_version()
     context = bridge_context()
 
-    received = receive(context.store, context.registry, channel_name,
-                       delivery_from_request(), answer=ids_answer)  # fmt: skip
+    received = receive(
+        context.store,
+        context.registry,
+        channel_name,
+        delivery_from_request(),
+        answer=ids_answer,
+    )
     return jsonify(received.outcome.response_body["ids"])
 
 
@@ -62,8 +67,7 @@ def put_statement(source: str | None = None) -> Response:
     context = bridge_context()
     delivery = with_statement_id(delivery_from_request(), request.args)
 
-    receive(context.store, context.registry, channel_name, delivery,
-            answer=ids_answer)  # fmt: skip
+    receive(context.store, context.registry, channel_name, delivery, answer=ids_answer)
     return Response(status=204)
 
 
@@ -87,9 +91,13 @@ def require_version() -> None:
     if normalise_version(given) not in SUPPORTED_VERSIONS:
         raise PayloadError(
             f"xAPI version {given!r} is not supported",
-            errors=[{"path": f"headers.{VERSION_HEADER}",
-                     "message": f"one of {', '.join(SUPPORTED_VERSIONS)}"}],
-        )  # fmt: skip
+            errors=[
+                {
+                    "path": f"headers.{VERSION_HEADER}",
+                    "message": f"one of {', '.join(SUPPORTED_VERSIONS)}",
+                }
+            ],
+        )
 
 
 def normalise_version(value: str | None) -> str | None:
@@ -140,5 +148,11 @@ def with_statement_id(delivery: Delivery, args: Any) -> Delivery:
         )
     statement["id"] = statement_id
     body = json.dumps(statement, separators=(",", ":")).encode()
-    return Delivery(delivery.method, delivery.path, delivery.content_type,
-                    delivery.headers, body, delivery.query)  # fmt: skip
+    return Delivery(
+        delivery.method,
+        delivery.path,
+        delivery.content_type,
+        delivery.headers,
+        body,
+        delivery.query,
+    )

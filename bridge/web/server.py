@@ -48,5 +48,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "proc_name": "bridge-web",
+        # One control socket path per user would clash between instances.
+        "control_socket_disable": True,
     }
     GunicornServer(settings, options).run()
