@@ -50,6 +50,7 @@ from bridge.adapters.common import (
     decode_text,
     error,
     flatten_messages,
+    id_text,
     join_path,
 )
 from bridge.adapters.xapi import (
@@ -141,12 +142,10 @@ class H5pAdapter(XapiAdapter):
         """Return the activity with its H5P local content id, when given."""
         activity = super().activity_from_object(target)
         extensions = (target.get("definition") or {}).get("extensions") or {}
-        content_id = extensions.get(CONTENT_ID_EXTENSION)
-        if content_id is None or isinstance(content_id, dict | list):
+        content_id = id_text(extensions.get(CONTENT_ID_EXTENSION))
+        if content_id is None:
             return activity
-        return ActivityRef(
-            iri=activity.iri, content_id=str(content_id), name=activity.name
-        )
+        return ActivityRef(iri=activity.iri, content_id=content_id, name=activity.name)
 
     def finish_batch(self, events: list[ProgressEvent]) -> list[ProgressEvent]:
         """Return the events, scoreless outcomes scored from ``scored`` events."""

@@ -13,6 +13,12 @@ Scores become 0-100: ``scaled`` x 100 with negatives raised to 0; else
 given; else ``raw`` itself when it lies in 0-100, read as a percentage;
 else no score. The result is clamped to 0-100 and rounded to 2 decimals.
 
+Validation (see :mod:`bridge.adapters.xapi_schema`) is strict where the
+spec says MUST and lenient where producers break SHOULDs; paths in errors
+read ``[0].result.score.scaled`` in an array, ``result.score.scaled`` for a
+lone statement and ``$`` for the body as a whole. H5P sub-content ids such
+as ``undefined?subContentId=...`` are let through and are informational.
+
 Option ``failed_policy`` (``started``, ``completed`` or ``informational``;
 default ``started``) is passed along in ``extra``: the adapter always emits
 ``Kind.FAILED`` and the delivery policy decides, by default treating a
@@ -247,7 +253,7 @@ def check_version_header(headers: dict[str, str]) -> None:
     message = "accepted versions are 1.0, 1.0.0 to 1.0.3 and 2.0.0"
     raise PayloadError(
         f"xAPI version {version!r} is not supported",
-        errors=[{"path": f"headers.{VERSION_HEADER}", "message": message}],
+        errors=[error(f"headers.{VERSION_HEADER}", message)],
     )
 
 
