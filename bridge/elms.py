@@ -97,9 +97,10 @@ class LoggingRetry(Retry):
         error: Exception | None = None,
         _pool: Any = None,
         _stacktrace: Any = None,
-    ) -> Retry:
+    ) -> LoggingRetry:
         """Count one more attempt and log why it is being retried."""
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        assert isinstance(retry, LoggingRetry)  # noqa: S101 - new() keeps the class
         if response is not None:
             cause = f"got {response.status}"
         else:

@@ -59,11 +59,10 @@ class Supervisor:
             while not self.stopping:
                 ended = self.first_ended()
                 if ended is not None:
+                    code = ended.process.returncode if ended.process else None
                     logger.error(
-                        "run: %s exited with %s; stopping the rest",
-                        ended.name,
-                        ended.process.returncode,
-                    )  # type: ignore[union-attr]
+                        "run: %s exited with %s; stopping the rest", ended.name, code
+                    )
                     self.stop()
                     return 1
                 time.sleep(POLL_SECONDS)

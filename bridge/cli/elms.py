@@ -18,8 +18,9 @@ from bridge.errors import ElmsError
 def client_from(ctx: click.Context) -> OpenElmsClient:
     """Return a client for the site named by the options or the settings."""
     settings = get_settings(ctx)
-    url = ctx.find_object(dict).get("url") or settings.elms_url
-    token = ctx.find_object(dict).get("token") or settings.elms_token
+    overrides = ctx.find_object(dict) or {}
+    url = overrides.get("url") or settings.elms_url
+    token = overrides.get("token") or settings.elms_token
     if not url or not token:
         fail("set BRIDGE_ELMS_URL and BRIDGE_ELMS_TOKEN (or --url and --token)")
     return OpenElmsClient.from_settings(settings, base_url=url, token=token)

@@ -15,7 +15,7 @@ GRACEFUL_TIMEOUT = 20
 REQUEST_TIMEOUT = 60
 
 
-class GunicornServer(BaseApplication):  # type: ignore[misc]
+class GunicornServer(BaseApplication):
     """gunicorn application that builds the Flask app in each worker."""
 
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
