@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,13 @@ class Supervisor:
         self.stopping = False
 
     def start(self) -> None:
-        """Start every part as a child process."""
+        """Catch stop signals, then start every part as a child process.
+
+        Signals are caught first, so a SIGTERM that arrives while the parts
+        boot still stops them all instead of orphaning them.
+        """
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.request_stop)
         for part in self.parts:
             env = {**os.environ, **part.env}
             command = [sys.executable, "-m", "bridge", *part.args]
@@ -51,26 +58,18 @@ class Supervisor:
 
     def wait(self) -> int:
         """Block until a part exits or a stop signal arrives; return an exit code."""
-        previous = {
-            sig: signal.signal(sig, self.request_stop)
-            for sig in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
-            while not self.stopping:
-                ended = self.first_ended()
-                if ended is not None:
-                    code = ended.process.returncode if ended.process else None
-                    logger.error(
-                        "run: %s exited with %s; stopping the rest", ended.name, code
-                    )
-                    self.stop()
-                    return 1
-                time.sleep(POLL_SECONDS)
-            self.stop()
-            return 0
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        while not self.stopping:
+            ended = self.first_ended()
+            if ended is not None:
+                code = ended.process.returncode if ended.process else None
+                logger.error(
+                    "run: %s exited with %s; stopping the rest", ended.name, code
+                )
+                self.stop()
+                return 1
+            time.sleep(POLL_SECONDS)
+        self.stop()
+        return 0
 
     def request_stop(self, signum: int, frame: Any) -> None:
         """Note a stop signal; the wait loop does the stopping."""
@@ -99,10 +98,12 @@ class Supervisor:
         logger.info("run: all parts stopped")
 
 
-def wait_until_healthy(url: str, timeout: float = 30.0) -> bool:
-    """Return True once ``url`` answers 200, False after ``timeout`` seconds."""
+def wait_until_healthy(
+    url: str, timeout: float = 30.0, stop: Callable[[], bool] = lambda: False
+) -> bool:
+    """Return True once ``url`` answers 200; False after ``timeout`` or on ``stop``."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop():
         try:
             if requests.get(url, timeout=1).status_code == 200:
                 return True

@@ -82,6 +82,6 @@ def run(ctx: click.Context) -> None:
     supervisor = Supervisor(parts)
     supervisor.start()
     base = f"http://{settings.host}:{settings.port}"
-    if wait_until_healthy(f"{base}/healthz"):
+    if wait_until_healthy(f"{base}/healthz", stop=lambda: supervisor.stopping):
         logger.info("run: web process ready at %s (try: curl %s/healthz)", base, base)
     sys.exit(supervisor.wait())

@@ -1,0 +1,107 @@
+"""Bring a database to the schema of this code, and say how far it is.
+
+Alembic runs from code here, with the scripts shipped in
+``bridge/store/migrations``; no ``alembic.ini`` is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from bridge.store.db import build_engine
+from bridge.store.models import Base
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def build_config(url: str | None = None) -> Config:
+    """Return an Alembic config pointing at the shipped migration scripts."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at ``url`` up to ``revision``; harmless when there."""
+    before = current(url)
+    command.upgrade(build_config(url), revision)
+
+    after = current(url)
+    if after != before:
+        logger.info("database migrated from %s to %s", before, after)
+
+
+def current(url: str) -> str | None:
+    """Return the database's revision, or None if it was never migrated."""
+    engine = build_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def head() -> str:
+    """Return the newest revision the code ships."""
+    script = ScriptDirectory.from_config(build_config())
+    revision = script.get_current_head()
+    if revision is None:
+        raise RuntimeError(f"no migration scripts in {MIGRATIONS_DIR}")
+    return revision
+
+
+def check(url: str) -> list[str]:
+    """Return how the database differs from the code's schema; empty if none."""
+    engine = build_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True}
+            )
+            revision = context.get_current_revision()
+            diffs = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+
+    problems = [_describe(diff) for diff in diffs]
+    expected = head()
+    if revision != expected:
+        problems.insert(0, f"database at revision {revision}, code at {expected}")
+    return problems
+
+
+def _describe(diff: Any) -> str:
+    """Return one line for an Alembic difference entry."""
+    if isinstance(diff, list):
+        return "; ".join(_describe(item) for item in diff)
+
+    operation = diff[0]
+    if operation.startswith("modify_"):
+        _, _, table, column, _, old, new = diff
+        return f"{operation}: {table}.{column} {old!r} -> {new!r}"
+    if operation in ("add_column", "remove_column"):
+        _, _, table, column = diff
+        return f"{operation}: {table}.{column.name}"
+    return f"{operation}: " + ", ".join(_name_of(part) for part in diff[1:])
+
+
+def _name_of(part: Any) -> str:
+    """Return a short name for a table, index or constraint."""
+    name = getattr(part, "name", None)
+    table = getattr(part, "table", None)
+    if name is not None and table is not None:
+        return f"{table.name}.{name}"
+    if name is not None:
+        return str(name)
+    return repr(part)

@@ -1,0 +1,185 @@
+"""Stores on a real SQLite file and on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from bridge.events import ActivityRef, Kind, LearnerRef, ProgressEvent
+from bridge.store import Store, create_store, migrate
+from bridge.store.models import IntakeOutcome, IntakeRequest
+from bridge.store.queries import Responder, record_intake
+
+PG_HOST = "127.0.0.1:5432"
+PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}/postgres"
+SOURCE = "lms-one"
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def create_pg_database() -> str:
+    """Create an empty database on the local server and return its URL."""
+    name = f"bridge_test_{uuid.uuid4().hex[:12]}"
+    _run_admin(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    """Drop a database made by ``create_pg_database``, connections or not."""
+    name = url.rsplit("/", 1)[1]
+    _run_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _run_admin(statement: str) -> None:
+    """Run one statement outside a transaction on the server's admin db."""
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(statement))
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0]
+        pytest.skip(f"PostgreSQL at {PG_HOST} unreachable: {reason}; .ci/run starts it")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """Yield the URL of a fresh PostgreSQL database for this test module."""
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of an empty, never migrated database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'var' / 'bridge.db'}"
+        return
+
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Yield a migrated, empty store on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'var' / 'bridge.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+
+    migrate.upgrade(url)
+    store = create_store(url)
+    yield store
+
+    if store.dialect == "postgresql":
+        with store.session() as session:
+            session.execute(text("TRUNCATE events, inbound_requests, sources"))
+    store.dispose()
+
+
+def build_event(
+    event_id: str = "stmt-1",
+    *,
+    kind: Kind = Kind.COMPLETED,
+    verb: str | None = None,
+    source: str = SOURCE,
+    score: float | None = 85.0,
+    occurred_at: datetime | None = None,
+    raw: Any = None,
+    **fields: Any,
+) -> ProgressEvent:
+    """Return a progress event whose raw payload is a small xAPI statement.
+
+    The statement is built from the id and ``verb`` (the kind by default),
+    so two events made with the same arguments have the same content.
+    """
+    verb = verb or kind.value
+    statement = {
+        "id": event_id,
+        "actor": {"mbox": "mailto:learner@example.org"},
+        "verb": {"id": f"http://adlnet.gov/expapi/verbs/{verb}"},
+        "object": {"id": "https://courses.example.org/course-7"},
+    }
+    return ProgressEvent(
+        source=source,
+        event_id=event_id,
+        learner=LearnerRef(email="learner@example.org"),
+        activity=ActivityRef(iri="https://courses.example.org/course-7"),
+        kind=kind,
+        occurred_at=occurred_at or datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+        raw=statement if raw is None else raw,
+        score=score,
+        **fields,
+    )
+
+
+def build_request(body: bytes = b'{"statements": []}') -> IntakeRequest:
+    """Return an inbound request as the web layer would hand it over."""
+    return IntakeRequest(
+        method="POST",
+        path=f"/hooks/{SOURCE}",
+        content_type="application/json",
+        headers={"Content-Type": "application/json", "X-Request-Id": "r-1"},
+        body=body,
+    )
+
+
+def accept(request_id: str, event_ids: list[str]) -> tuple[int, dict[str, Any]]:
+    """Answer 202 naming the request and its events, as the hook handler does."""
+    return 202, {"request_id": request_id, "event_ids": event_ids}
+
+
+Intake = Callable[..., IntakeOutcome]
+
+
+@pytest.fixture
+def intake(store: Store) -> Intake:
+    """Return a function recording events in a transaction of its own.
+
+    Call it as ``intake(events, dedupe_key)``; ``request``, ``respond`` and
+    ``now`` may be given as keywords.
+    """
+
+    def run(
+        events: list[ProgressEvent],
+        dedupe_key: str,
+        *,
+        request: IntakeRequest | None = None,
+        respond: Responder = accept,
+        now: datetime | None = None,
+    ) -> IntakeOutcome:
+        with store.session() as session:
+            return record_intake(
+                session,
+                source=SOURCE,
+                request=request or build_request(),
+                events=events,
+                dedupe_key=dedupe_key,
+                respond=respond,
+                now=now,
+            )
+
+    return run
+
+
+@pytest.fixture
+def make_event() -> Callable[..., ProgressEvent]:
+    """Return the progress event factory (see ``build_event``)."""
+    return build_event
+
+
+@pytest.fixture
+def make_request() -> Callable[..., IntakeRequest]:
+    """Return the inbound request factory (see ``build_request``)."""
+    return build_request
