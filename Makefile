@@ -1,6 +1,7 @@
 # Every target sets itself up: a .venv with the pinned requirements.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+CODE := bridge tests $(wildcard bench)
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
@@ -22,16 +23,16 @@ run: $(RUNTIME)
 	$(BIN)/python -m bridge run
 
 lint: $(DEV)
-	$(BIN)/ruff check bridge tests bench
-	$(BIN)/ruff format --check bridge tests bench
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest
 
 format: $(DEV)
-	$(BIN)/ruff format bridge tests bench
-	$(BIN)/ruff check --fix bridge tests bench
+	$(BIN)/ruff format $(CODE)
+	$(BIN)/ruff check --fix $(CODE)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -31,6 +31,14 @@ DEFAULT_ELMS_RETRY_AFTER_MAX = 120.0
 DEFAULT_ELMS_POOL_SIZE = 10
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_LRS_SOURCE = "lrs"
+DEFAULT_RESOLVE_CACHE_TTL = 300.0
+DEFAULT_DISPATCH_INTERVAL = 0.25
+DEFAULT_DISPATCH_BATCH = 20
+DEFAULT_DISPATCH_LEASE = 60.0
+DEFAULT_DISPATCH_MAX_ATTEMPTS = 12
+DEFAULT_DISPATCH_BACKOFF = 5.0
+DEFAULT_DISPATCH_BACKOFF_MAX = 3600.0
+DEFAULT_AUTH_PROBE_INTERVAL = 30.0
 DEFAULT_SANDBOX_PORT = 8081
 DEFAULT_SANDBOX_SITE = "demo"
 DEFAULT_SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the local stand-in's token
@@ -137,6 +145,26 @@ FIELDS: tuple[Field, ...] = (
           "gunicorn worker processes of the web process."),
     Field("sources_file", parse_str, None,
           "YAML or TOML file defining the inbound sources."),
+    Field("mappings_file", parse_str, None,
+          "YAML or TOML file of activity -> Open ELMS learning id mappings."),
+    Field("resolve_cache_ttl", ranged(float, 0, 86400), DEFAULT_RESOLVE_CACHE_TTL,
+          "Seconds a resolved learner or learning list is kept in memory."),
+    Field("dispatch_interval", ranged(float, 0.05, 60), DEFAULT_DISPATCH_INTERVAL,
+          "Seconds between the worker's looks for new work when idle."),
+    Field("dispatch_batch", ranged(int, 1, 1000), DEFAULT_DISPATCH_BATCH,
+          "Events a worker claims at once."),
+    Field("dispatch_lease", ranged(float, 5, 3600), DEFAULT_DISPATCH_LEASE,
+          "Seconds a claim lasts; a dead worker's claims are taken back after it."),
+    Field("dispatch_max_attempts", ranged(int, 1, 100),
+          DEFAULT_DISPATCH_MAX_ATTEMPTS,
+          "Attempts at an Open ELMS call before the event is failed."),
+    Field("dispatch_backoff", ranged(float, 0.01, 3600), DEFAULT_DISPATCH_BACKOFF,
+          "First retry delay in seconds; doubles each attempt, with jitter."),
+    Field("dispatch_backoff_max", ranged(float, 0.01, 86400),
+          DEFAULT_DISPATCH_BACKOFF_MAX, "Longest delay between two attempts."),
+    Field("auth_probe_interval", ranged(float, 0.1, 3600),
+          DEFAULT_AUTH_PROBE_INTERVAL,
+          "Seconds between probes while dispatch is paused by a 401/403."),
     Field("lrs_source", parse_str, DEFAULT_LRS_SOURCE,
           "Source whose credentials and format serve /xapi/statements."),
     Field("max_body_bytes", ranged(int, 1024, 64 * 1024 * 1024),
@@ -173,6 +201,15 @@ class Settings:
     web_workers: int = DEFAULT_WEB_WORKERS
     sources_file: str | None = None
     lrs_source: str = DEFAULT_LRS_SOURCE
+    mappings_file: str | None = None
+    resolve_cache_ttl: float = DEFAULT_RESOLVE_CACHE_TTL
+    dispatch_interval: float = DEFAULT_DISPATCH_INTERVAL
+    dispatch_batch: int = DEFAULT_DISPATCH_BATCH
+    dispatch_lease: float = DEFAULT_DISPATCH_LEASE
+    dispatch_max_attempts: int = DEFAULT_DISPATCH_MAX_ATTEMPTS
+    dispatch_backoff: float = DEFAULT_DISPATCH_BACKOFF
+    dispatch_backoff_max: float = DEFAULT_DISPATCH_BACKOFF_MAX
+    auth_probe_interval: float = DEFAULT_AUTH_PROBE_INTERVAL
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "INFO"
     log_format: str = "text"

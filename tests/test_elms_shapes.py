@@ -30,7 +30,7 @@ def test_parse_progress_accepts_plausible_shapes(body, expected):
     [
         ({"unexpected": True}, "unreadable progress body: dict"),
         ([], "unreadable progress body: list []"),
-        (["done", 10], "unknown progress status: str \"done\""),
+        (["done", 10], 'unknown progress status: str "done"'),
         (["completed", "lots"], "score is not a number"),
         (["completed", True], "score is not a number"),
         (42, "unreadable progress body: int 42"),

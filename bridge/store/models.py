@@ -138,6 +138,7 @@ class EventModel(Base):
     __table_args__ = (
         UniqueConstraint("source", "source_event_id"),
         Index(None, "status", "created_at"),
+        Index(None, "status", "next_attempt_at"),
         Index(None, "source"),
         Index(None, "request_id"),
     )
@@ -160,6 +161,79 @@ class EventModel(Base):
     status: Mapped[str] = mapped_column(String(32))
     status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Dispatch (migration 0002): the event row is its own outbox entry.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    learning_id: Mapped[str | None] = mapped_column(String(64))
+    elms_call: Mapped[str | None] = mapped_column(String(255))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class MappingModel(Base):
+    """An explicit activity -> Open ELMS learning id mapping.
+
+    ``source`` is ``*`` for a mapping that applies to every source.
+    ``activity_key`` is compared with the event's IRI, course id and
+    content id, case-insensitively (stored lower-cased).
+    """
+
+    __tablename__ = "mappings"
+    __table_args__ = (UniqueConstraint("source", "activity_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    activity_key: Mapped[str] = mapped_column(String(1024))
+    learning_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProgressModel(Base):
+    """What the bridge knows of one (user, learning) pair in Open ELMS.
+
+    The progress rules read and move this row; it only moves forward.
+    ``completed_event_at`` is when the applied completion occurred, for the
+    ``latest`` score policy.
+    """
+
+    __tablename__ = "progress"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    learning_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float | None] = mapped_column(Float)
+    completed_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_event_id: Mapped[str | None] = mapped_column(String(36))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ElmsCallModel(Base):
+    """One Open ELMS call the dispatcher made for an event, and its answer."""
+
+    __tablename__ = "elms_calls"
+    __table_args__ = (Index(None, "event_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), ForeignKey("events.id"))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(512))
+    status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(64))
+    called_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WorkerStateModel(Base):
+    """Shared worker state by key: the dispatch pause, worker heartbeats."""
+
+    __tablename__ = "worker_state"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

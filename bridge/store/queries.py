@@ -258,6 +258,8 @@ def _event_model(
         status_reason=None,
         created_at=now,
         updated_at=now,
+        attempts=0,
+        next_attempt_at=None if informational else now,
     )
 
 

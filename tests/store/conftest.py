@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from bridge.events import ActivityRef, Kind, LearnerRef, ProgressEvent
 from bridge.store import Store, create_store, migrate
-from bridge.store.models import IntakeOutcome, IntakeRequest
+from bridge.store.models import Base, IntakeOutcome, IntakeRequest
 from bridge.store.queries import Responder, record_intake
 
 PG_HOST = "127.0.0.1:5432"
@@ -84,7 +84,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
     if store.dialect == "postgresql":
         with store.session() as session:
-            session.execute(text("TRUNCATE events, inbound_requests, sources"))
+            tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            session.execute(text(f"TRUNCATE {tables} CASCADE"))
     store.dispose()
 
 
