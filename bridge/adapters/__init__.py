@@ -21,6 +21,21 @@ _ADAPTERS: dict[str, tuple[str, str]] = {
 
 FORMATS = tuple(_ADAPTERS)
 
+# Source options read by dispatch (progress rules and resolution), not by
+# the format adapter; every format accepts them.
+DISPATCH_OPTIONS = frozenset(
+    {
+        "score_policy",
+        "no_score_policy",
+        "no_score_value",
+        "user_id_is_elms_id",
+        "learner_field",
+        "elms_home_pages",
+        "create_missing_users",
+        "activity_pattern",
+    }
+)
+
 
 def adapter_class(format_name: str) -> type[BaseAdapter]:
     """Return the adapter class of a format name."""

@@ -155,6 +155,9 @@ class Cmi5Adapter(XapiAdapter):
             kinds.update(kinds_counted(event))
 
             event.extra["move_on"] = move_on
+            event.extra["move_on_from"] = (
+                "launched" if event.registration in launched else "default"
+            )
             event.extra["move_on_satisfied"] = is_move_on_satisfied(move_on, kinds)
         return events
 

@@ -65,8 +65,10 @@ def register_commands() -> None:
     from bridge.cli.sandbox import sandbox
     from bridge.cli.serve import run, serve
     from bridge.cli.sources import sources
+    from bridge.cli.worker import worker
 
-    for command in (serve, run, sandbox, elms, sources, events, db):
+    commands = (serve, worker, run, sandbox, elms, sources, events, db)
+    for command in commands:
         main.add_command(command)
 
 

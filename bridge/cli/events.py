@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from bridge.cli import fail, print_json
 from bridge.cli.common import open_store
+from bridge.store import dispatch_queries as dq
 from bridge.store import queries
 
 
@@ -45,8 +47,9 @@ def events_list(
 def events_show(ctx: click.Context, event_id: str) -> None:
     """Show one event, its normalised form and the request it came in."""
     store = open_store(ctx)
-    with store.session() as session:
+    with store.session(write=False) as session:
         row = queries.get_event(session, event_id)
+        calls = dq.list_calls(session, event_id)
     if row is None:
         fail(f"no event {event_id}")
     shown = summary(row)
@@ -56,6 +59,21 @@ def events_show(ctx: click.Context, event_id: str) -> None:
         extra=row.extra,
         registration=row.registration,
         content_hash=row.content_hash,
+        user_id=row.user_id,
+        learning_id=row.learning_id,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at and row.next_attempt_at.isoformat(),
+        last_error=row.last_error,
+        elms_calls=[
+            {
+                "method": call.method,
+                "path": call.path,
+                "status": call.status,
+                "error": call.error,
+                "at": call.called_at.isoformat(),
+            }
+            for call in calls
+        ],
     )
     if row.request is not None:
         shown["request"] = {
@@ -83,6 +101,7 @@ def summary(row: Any) -> dict[str, Any]:
         "occurred_at": row.occurred_at.isoformat(),
         "created_at": row.created_at.isoformat(),
         "note": row.note,
+        "elms_call": row.elms_call,
     }
 
 
@@ -92,3 +111,19 @@ def readable_body(body: bytes) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         return "base64:" + base64.b64encode(body).decode("ascii")
+
+
+@events.command("retry")
+@click.argument("event_id", required=False)
+@click.option("--all-failed", is_flag=True, help="Re-queue every failed event.")
+@click.pass_context
+def events_retry(ctx: click.Context, event_id: str | None, all_failed: bool) -> None:
+    """Queue a failed or unresolved event again, or all failed ones."""
+    if bool(event_id) == all_failed:
+        fail("give an EVENT_ID or --all-failed", code=2)
+    store = open_store(ctx)
+    with store.session() as session:
+        count = dq.requeue_events(session, now=datetime.now(UTC), event_id=event_id)
+    if event_id and not count:
+        fail(f"no failed or unresolved event {event_id}")
+    print_json({"requeued": count})

@@ -50,10 +50,10 @@ def serve(
 @click.command()
 @click.pass_context
 def run(ctx: click.Context) -> None:
-    """Run the web process, and the sandbox when BRIDGE_ELMS_URL is unset."""
+    """Run web and worker, and the sandbox when BRIDGE_ELMS_URL is unset."""
     settings = get_settings(ctx)
     parts = []
-    web_env: dict[str, str] = {}
+    elms_env: dict[str, str] = {}
 
     if not settings.elms_url:
         logger.info(
@@ -73,11 +73,12 @@ def run(ctx: click.Context) -> None:
                 env={"BRIDGE_SANDBOX_TOKEN": settings.sandbox_token},
             )
         )
-        web_env = {
+        elms_env = {
             "BRIDGE_ELMS_URL": settings.sandbox_url,
             "BRIDGE_ELMS_TOKEN": settings.sandbox_token,
         }
-    parts.append(Part("web", ["serve"], env=web_env))
+    parts.append(Part("web", ["serve"], env=elms_env))
+    parts.append(Part("worker", ["worker"], env=elms_env))
 
     supervisor = Supervisor(parts)
     supervisor.start()

@@ -196,6 +196,7 @@ class ProgressModel(Base):
     """What the bridge knows of one (user, learning) pair in Open ELMS.
 
     The progress rules read and move this row; it only moves forward.
+    ``status`` is ``not attempted`` until the bridge applies something.
     ``completed_event_at`` is when the applied completion occurred, for the
     ``latest`` score policy.
     """
@@ -209,6 +210,10 @@ class ProgressModel(Base):
     completed_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_event_id: Mapped[str | None] = mapped_column(String(36))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # A worker holds the pair while its Open ELMS call is in flight, so two
+    # workers never send calls for one pair at once; no lock is held meanwhile.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class ElmsCallModel(Base):
@@ -308,6 +313,13 @@ class EventRow:
     created_at: datetime
     updated_at: datetime
     request: RequestRow | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    user_id: str | None = None
+    learning_id: str | None = None
+    elms_call: str | None = None
+    last_error: str | None = None
+    dispatched_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -312,7 +312,7 @@ def list_events(
 
     query = query.order_by(EventModel.created_at.desc(), EventModel.id.desc())
     models = session.scalars(query.limit(max(limit, 0)))
-    return [_event_row(model) for model in models]
+    return [to_event_row(model) for model in models]
 
 
 def _older_than(cursor: EventModel) -> ColumnElement[bool]:
@@ -336,7 +336,7 @@ def get_event(session: Session, event_id: str) -> EventRow | None:
         return None
 
     event, request = found
-    return _event_row(event, _request_row(request))
+    return to_event_row(event, _request_row(request))
 
 
 def count_events_by_status(session: Session) -> dict[str, int]:
@@ -345,7 +345,7 @@ def count_events_by_status(session: Session) -> dict[str, int]:
     return {status: count for status, count in session.execute(query)}
 
 
-def _event_row(model: EventModel, request: RequestRow | None = None) -> EventRow:
+def to_event_row(model: EventModel, request: RequestRow | None = None) -> EventRow:
     """Return the plain record of an event row."""
     return EventRow(
         id=model.id,
@@ -366,6 +366,13 @@ def _event_row(model: EventModel, request: RequestRow | None = None) -> EventRow
         created_at=model.created_at,
         updated_at=model.updated_at,
         request=request,
+        attempts=model.attempts or 0,
+        next_attempt_at=model.next_attempt_at,
+        user_id=model.user_id,
+        learning_id=model.learning_id,
+        elms_call=model.elms_call,
+        last_error=model.last_error,
+        dispatched_at=model.dispatched_at,
     )
 
 

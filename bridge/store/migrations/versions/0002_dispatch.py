@@ -64,6 +64,8 @@ def upgrade() -> None:
         _timestamp("completed_event_at", nullable=True),
         sa.Column("last_event_id", sa.String(36), nullable=True),
         _timestamp("updated_at"),
+        sa.Column("lease_owner", sa.String(64), nullable=True),
+        _timestamp("lease_expires_at", nullable=True),
         sa.PrimaryKeyConstraint("user_id", "learning_id", name="pk_progress"),
     )
 

@@ -1,0 +1,57 @@
+"""``python -m bridge worker``: the process that runs the scheduled jobs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+
+from bridge.cli import fail, get_settings
+from bridge.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Apply what is due now, then exit.")
+@click.pass_context
+def worker(ctx: click.Context, once: bool) -> None:
+    """Run the worker: dispatch stored events to Open ELMS, retry, probe.
+
+    SIGTERM (or Ctrl-C) stops claiming new events, lets the call in flight
+    finish, gives back unstarted claims, and exits.
+    """
+    from bridge.jobs.scheduler import build_scheduler
+    from bridge.worker import build_dispatcher
+
+    settings = get_settings(ctx)
+    if not settings.elms_url or not settings.elms_token:
+        fail("set BRIDGE_ELMS_URL and BRIDGE_ELMS_TOKEN (or use `run`)", code=2)
+    try:
+        store, dispatcher = build_dispatcher(settings)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"config error: {problem}", err=True)
+        sys.exit(2)
+
+    if once:
+        applied = dispatcher.drain(max_seconds=60)
+        click.echo(f"applied {applied} events")
+        return
+
+    scheduler = build_scheduler(settings, store, dispatcher)
+
+    def stop(signum: int, frame: Any) -> None:
+        logger.info("worker %s: stopping (signal %d)", dispatcher.worker, signum)
+        dispatcher.stopping.set()
+        scheduler.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logger.info("worker %s: dispatching to %s", dispatcher.worker, settings.elms_url)
+    scheduler.start()
+    store.dispose()
+    logger.info("worker %s: stopped", dispatcher.worker)

@@ -1,0 +1,1 @@
+"""Jobs of the worker process; each is a plain function doing one pass."""

@@ -1,0 +1,65 @@
+"""Wire the worker's jobs into APScheduler; nothing else lives here.
+
+The dispatch job runs every ``dispatch_interval`` seconds and drains what
+is due, so a new event reaches Open ELMS within a second when the worker
+is idle. ``coalesce`` and ``max_instances=1`` keep one run of each job at a
+time in this process; several processes share the work through leases.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from typing import TYPE_CHECKING
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from bridge.jobs.heartbeat import beat
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
+    from bridge.jobs.dispatch import Dispatcher
+    from bridge.store.db import Store
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10.0
+
+
+def worker_name() -> str:
+    """Return a name unique to this worker process: host, pid, random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def build_scheduler(
+    settings: Settings, store: Store, dispatcher: Dispatcher
+) -> BlockingScheduler:
+    """Return a scheduler with the dispatch, probe and heartbeat jobs."""
+    scheduler = BlockingScheduler(
+        executors={"default": ThreadPoolExecutor(4)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        timezone="UTC",
+    )
+    scheduler.add_job(
+        dispatcher.drain,
+        "interval",
+        id="dispatch",
+        seconds=settings.dispatch_interval,
+    )
+    scheduler.add_job(
+        dispatcher.probe,
+        "interval",
+        id="auth-probe",
+        seconds=settings.auth_probe_interval,
+    )
+    scheduler.add_job(
+        beat,
+        "interval",
+        id="heartbeat",
+        seconds=HEARTBEAT_SECONDS,
+        args=[store, dispatcher.worker],
+    )
+    return scheduler
