@@ -56,6 +56,7 @@ class DispatchConfig:
     max_attempts: int = 12
     backoff: float = 5.0
     backoff_max: float = 3600.0
+    retry_after_max: float = 120.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DispatchConfig:
@@ -66,6 +67,7 @@ class DispatchConfig:
             max_attempts=settings.dispatch_max_attempts,
             backoff=settings.dispatch_backoff,
             backoff_max=settings.dispatch_backoff_max,
+            retry_after_max=settings.elms_retry_after_max,
         )
 
 
@@ -295,7 +297,8 @@ class Dispatcher:
 
         if isinstance(exc, ElmsAuthError):
             self.pause(str(exc))
-            self.retry_soon(event, str(exc), count_attempt=False)
+            # Due again at once: the pause holds it back until a probe succeeds.
+            self.retry_soon(event, str(exc), delay=0.0)
             return
         if not exc.retryable:
             self.finish(event, EventStatus.FAILED, reason=str(exc), error=str(exc))
@@ -315,7 +318,7 @@ class Dispatcher:
         delay = backoff_delay(attempts, self.config.backoff, self.config.backoff_max)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
-            delay = max(delay, min(float(retry_after), self.config.backoff_max))
+            delay = max(delay, min(float(retry_after), self.config.retry_after_max))
         now = self.clock()
         with self.store.session() as session:
             dq.schedule_retry(
@@ -335,11 +338,11 @@ class Dispatcher:
         )
 
     def retry_soon(
-        self, event: EventRow, why: str, count_attempt: bool = False
+        self, event: EventRow, why: str, delay: float = PAIR_BUSY_DELAY
     ) -> None:
         """Put an event back for another look shortly, without counting it."""
         now = self.clock()
-        later = now + timedelta(seconds=PAIR_BUSY_DELAY)
+        later = now + timedelta(seconds=delay)
         with self.store.session() as session:
             dq.schedule_retry(
                 session,
@@ -348,7 +351,7 @@ class Dispatcher:
                 now=now,
                 next_attempt_at=later,
                 error=why,
-                count_attempt=count_attempt,
+                count_attempt=False,
             )
 
     def finish(
