@@ -201,4 +201,6 @@ def test_run_starts_web_and_sandbox_when_no_elms_url(tmp_path):
     assert health.json()["status"] == "ok"
     assert sandbox_calls.status_code == 200
     assert "BRIDGE_ELMS_URL is unset; starting the sandbox" in output
+    assert "run: started worker" in output
+    assert "run: try: curl -u player:s3cret" in output
     assert process.returncode == 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
 from bridge.cli import get_settings
+from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.supervisor import Part, Supervisor, wait_until_healthy
 
@@ -47,42 +49,74 @@ def serve(
     )
 
 
+LOCAL_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "local"
+TRY_STATEMENT = (
+    '{"actor": {"mbox": "mailto:learner1@example.com"}, '
+    '"verb": {"id": "http://adlnet.gov/expapi/verbs/completed"}, '
+    '"object": {"id": "http://example.com/courses/fire-safety"}, '
+    '"result": {"score": {"scaled": 0.85}}}'
+)
+
+
 @click.command()
 @click.pass_context
 def run(ctx: click.Context) -> None:
-    """Run web and worker, and the sandbox when BRIDGE_ELMS_URL is unset."""
+    """Run web and worker, and the sandbox when BRIDGE_ELMS_URL is unset.
+
+    With the sandbox, and no sources or mappings file set, the local ones in
+    deploy/local make the sandbox's seeded users and courses reachable.
+    """
     settings = get_settings(ctx)
     parts = []
-    elms_env: dict[str, str] = {}
+    env: dict[str, str] = {}
 
     if not settings.elms_url:
+        env = sandbox_environment(settings)
         logger.info(
             "run: BRIDGE_ELMS_URL is unset; starting the sandbox at %s",
             settings.sandbox_url,
         )
-        parts.append(
-            Part(
-                "sandbox",
-                [
-                    "sandbox",
-                    "--port",
-                    str(settings.sandbox_port),
-                    "--site",
-                    settings.sandbox_site,
-                ],
-                env={"BRIDGE_SANDBOX_TOKEN": settings.sandbox_token},
-            )
-        )
-        elms_env = {
-            "BRIDGE_ELMS_URL": settings.sandbox_url,
-            "BRIDGE_ELMS_TOKEN": settings.sandbox_token,
-        }
-    parts.append(Part("web", ["serve"], env=elms_env))
-    parts.append(Part("worker", ["worker"], env=elms_env))
+        sandbox_args = ["sandbox", "--port", str(settings.sandbox_port)]
+        sandbox_args += ["--site", settings.sandbox_site]
+        parts.append(Part("sandbox", sandbox_args, env=env))
+    parts.append(Part("web", ["serve"], env=env))
+    parts.append(Part("worker", ["worker"], env=env))
 
     supervisor = Supervisor(parts)
     supervisor.start()
     base = f"http://{settings.host}:{settings.port}"
     if wait_until_healthy(f"{base}/healthz", stop=lambda: supervisor.stopping):
-        logger.info("run: web process ready at %s (try: curl %s/healthz)", base, base)
+        announce(base, settings, sandboxed=not settings.elms_url)
     sys.exit(supervisor.wait())
+
+
+def sandbox_environment(settings: Settings) -> dict[str, str]:
+    """Return the variables that point web and worker at the local sandbox."""
+    env = {
+        "BRIDGE_ELMS_URL": settings.sandbox_url,
+        "BRIDGE_ELMS_TOKEN": settings.sandbox_token,
+        "BRIDGE_SANDBOX_TOKEN": settings.sandbox_token,
+    }
+    if not settings.sources_file:
+        env["BRIDGE_SOURCES_FILE"] = str(LOCAL_CONFIG / "sources.yaml")
+    if not settings.mappings_file:
+        env["BRIDGE_MAPPINGS_FILE"] = str(LOCAL_CONFIG / "mappings.yaml")
+    return env
+
+
+def announce(base: str, settings: Settings, *, sandboxed: bool) -> None:
+    """Log where everything answers and a curl line to try."""
+    logger.info("run: web process ready at %s (health: %s/healthz)", base, base)
+    if not sandboxed:
+        return
+    logger.info(
+        "run: sandbox at %s; its call log at http://127.0.0.1:%d/_sandbox/calls",
+        settings.sandbox_url,
+        settings.sandbox_port,
+    )
+    logger.info(
+        "run: try: curl -u player:s3cret -H 'Content-Type: application/json' "
+        "%s/hooks/storyline -d '%s'",
+        base,
+        TRY_STATEMENT,
+    )
