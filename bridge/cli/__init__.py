@@ -64,10 +64,11 @@ def register_commands() -> None:
     from bridge.cli.events import events
     from bridge.cli.sandbox import sandbox
     from bridge.cli.serve import run, serve
+    from bridge.cli.settings import settings
     from bridge.cli.sources import sources
     from bridge.cli.worker import worker
 
-    commands = (serve, worker, run, sandbox, elms, sources, events, db)
+    commands = (serve, worker, run, sandbox, elms, sources, events, db, settings)
     for command in commands:
         main.add_command(command)
 
