@@ -243,11 +243,6 @@ def test_add_refuses_a_duplicate_name_with_exit_1_and_one_error_line(env):
     assert error_lines(second) == ["error: source 'twice' exists already"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a failing sources command also writes alembic and store INFO "
-    "log lines to stderr, so the error is not the only line",
-)
 def test_failed_add_writes_only_the_error_line_to_stderr(env):
     assert add_basic("twice", env).returncode == 0
 
@@ -307,11 +302,6 @@ def test_add_refuses_an_option_pair_without_an_equals_sign(env):
     assert "'failed_policy' is not KEY=VALUE" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: --auth values are read as JSON, so password=12345 becomes the "
-    "number 12345 and is refused as 'must be text; quote the value'",
-)
 def test_add_keeps_a_numeric_password_as_text(env):
     result = bridge(
         "sources",

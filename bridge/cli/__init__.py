@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -44,6 +45,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+# Commands run by hand that answer on stdout; they log warnings and up only,
+# unless BRIDGE_LOG_LEVEL is set explicitly.
+QUIET_COMMANDS = frozenset(
+    {"elms", "sources", "events", "db", "mappings", "settings", "demo"}
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bridge")
 @click.pass_context
@@ -53,7 +61,14 @@ def main(ctx: click.Context) -> None:
     Settings come from BRIDGE_* environment variables (see the README).
     """
     settings = settings_from_env()
-    configure_logging(settings.log_level, settings.log_format)
+    level = settings.log_level
+    if (
+        ctx.invoked_subcommand in QUIET_COMMANDS
+        and "BRIDGE_LOG_LEVEL" not in os.environ
+    ):
+        # A command's printed JSON is its answer; routine log lines are noise.
+        level = "WARNING"
+    configure_logging(level, settings.log_format)
     ctx.obj = settings
 
 

@@ -22,17 +22,23 @@ def open_store(ctx: click.Context) -> Store:
     return create_store(settings.database_url)
 
 
-def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
+def parse_pairs(
+    pairs: tuple[str, ...], what: str, *, text_keys: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Return ``key=value`` pairs as a dict; values are JSON when they parse.
 
     So ``--option trust_lms_satisfied=false`` gives a boolean and
-    ``--option course_id=C-1`` a string.
+    ``--option course_id=C-1`` a string. Keys in ``text_keys`` stay text,
+    as credentials must (a password may well be ``12345``).
     """
     parsed: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
+        if key.strip() in text_keys:
+            parsed[key.strip()] = value
+            continue
         try:
             parsed[key.strip()] = json.loads(value)
         except ValueError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -51,9 +50,6 @@ def elms_call(func: Callable[..., Any]) -> Callable[..., None]:
 def elms(ctx: click.Context, url: str | None, token: str | None) -> None:
     """Call the Open ELMS API of the configured site and print JSON."""
     ctx.obj = {"url": url, "token": token}
-    if get_settings(ctx).log_level != "DEBUG":
-        # The printed JSON is the answer; per-call lines are noise here.
-        logging.getLogger("bridge.elms").setLevel(logging.WARNING)
 
 
 @elms.group()

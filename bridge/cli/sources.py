@@ -20,6 +20,12 @@ from bridge.registry import SourceRegistry
 from bridge.sources import Source, validate_source
 from bridge.store import queries
 
+# Credentials (and the names of variables holding them) are always text.
+CREDENTIAL_KEYS = frozenset(
+    {"username", "password", "token", "secret"}
+    | {f"{key}_env" for key in ("username", "password", "token", "secret")}
+)
+
 
 @click.group()
 def sources() -> None:
@@ -84,7 +90,10 @@ def sources_add(
     data: dict[str, Any] = {
         "name": name,
         "format": format_name,
-        "auth": {"type": auth_type, **parse_pairs(auth_pairs, "--auth")},
+        "auth": {
+            "type": auth_type,
+            **parse_pairs(auth_pairs, "--auth", text_keys=CREDENTIAL_KEYS),
+        },
         "options": parse_pairs(option_pairs, "--option"),
     }
     if max_body_bytes is not None:
