@@ -120,7 +120,7 @@ def load_sources_file(
         ConfigError: listing every problem, each naming the file and place.
     """
     label = str(path)
-    document = _read_document(Path(path), label)
+    document = read_config_document(Path(path), label)
     sources, problems = _check_document(document, adapter_factory, environ)
     if problems:
         raise ConfigError([f"{label}: {problem}" for problem in problems])
@@ -148,8 +148,8 @@ def validate_source(
     return source
 
 
-def _read_document(path: Path, label: str) -> Any:
-    """Return the parsed content of the sources file, or raise one problem."""
+def read_config_document(path: Path, label: str) -> Any:
+    """Return the parsed content of a YAML or TOML config file, or raise one problem."""
     suffix = path.suffix.lower()
     if suffix not in (".yaml", ".yml", ".toml"):
         raise ConfigError(

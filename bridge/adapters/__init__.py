@@ -51,12 +51,24 @@ def adapter_class(format_name: str) -> type[BaseAdapter]:
 def build_adapter(
     format_name: str, options: dict[str, Any] | None = None
 ) -> BaseAdapter:
-    """Return an adapter for a format, its options validated.
+    """Return an adapter for a format, its own and its dispatch options validated.
 
     Raises:
-        ConfigError: for an unknown format or wrong options.
+        ConfigError: for an unknown format or wrong options, listing each.
     """
-    return adapter_class(format_name)(options or {})
+    from bridge.resolve import resolution_option_problems
+    from bridge.rules import policy_option_problems
+
+    options = dict(options or {})
+    problems = policy_option_problems(options) + resolution_option_problems(options)
+    own = {k: v for k, v in options.items() if k not in DISPATCH_OPTIONS}
+    try:
+        adapter = adapter_class(format_name)(own)
+    except ConfigError as exc:
+        problems = [*exc.problems, *problems]
+    if problems:
+        raise ConfigError(problems)
+    return adapter
 
 
 __all__ = [

@@ -13,6 +13,7 @@ and parent activities without an ``id``.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import UTC, datetime
@@ -443,4 +444,14 @@ def _load_object(schema: type[Schema], value: Any) -> dict[str, Any]:
     """Load ``value`` with ``schema``, refusing anything but a JSON object."""
     if not isinstance(value, dict):
         raise ValidationError("must be a JSON object, not a " + json_type(value))
-    return schema().load(value)
+    return _instance(schema).load(value)
+
+
+@functools.cache
+def _instance(schema: type[Schema]) -> Schema:
+    """Return one shared instance of a schema class.
+
+    Building a marshmallow schema deep-copies its fields, which cost more
+    than the load itself; ``load`` keeps no state, so instances are shared.
+    """
+    return schema()

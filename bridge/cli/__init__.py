@@ -77,13 +77,16 @@ def register_commands() -> None:
     from bridge.cli.db import db
     from bridge.cli.elms import elms
     from bridge.cli.events import events
+    from bridge.cli.mappings import mappings
     from bridge.cli.sandbox import sandbox
     from bridge.cli.serve import run, serve
     from bridge.cli.settings import settings
     from bridge.cli.sources import sources
     from bridge.cli.worker import worker
 
-    commands = (serve, worker, run, sandbox, elms, sources, events, db, settings)
+    commands = (
+        serve, worker, run, sandbox, elms, sources, events, mappings, db, settings,
+    )  # fmt: skip
     for command in commands:
         main.add_command(command)
 

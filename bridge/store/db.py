@@ -10,6 +10,7 @@ timeout instead of failing half-way with "database is locked".
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,12 @@ class Store:
         readers = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
         self._readers = sessionmaker(readers, expire_on_commit=False)
 
+        # SQLite lets one writer in at a time, and a thread that finds the
+        # file locked sleeps in growing steps before trying again. Threads
+        # of one process queue on this lock instead, and are woken at once.
+        sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = threading.RLock() if sqlite else None
+
     @property
     def url(self) -> str:
         """Return the database URL with its password masked."""
@@ -67,6 +74,10 @@ class Store:
             write: False for read-only work; on SQLite it then begins a
                 deferred transaction that does not queue behind writers.
         """
+        if write and self._write_lock is not None:
+            with self._write_lock, self._writers.begin() as session:
+                yield session
+            return
         factory = self._writers if write else self._readers
         with factory.begin() as session:
             yield session
