@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ $(DEV): requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(RUNTIME)
 	$(BIN)/python -m bridge run
+
+demo: $(RUNTIME)
+	$(BIN)/python -m bridge demo
+
+bench: $(RUNTIME)
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench.e2e
 
 lint: $(DEV)
 	$(BIN)/ruff check $(CODE)

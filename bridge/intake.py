@@ -160,7 +160,8 @@ def accepted_answer(result: AdapterResult) -> Responder:
 def decode_form(delivery: Delivery) -> dict[str, str]:
     """Return the fields of a form-encoded body (first value of each)."""
     try:
-        text = delivery.body.decode("utf-8")
+        # Some runtimes send their query string with its leading "?".
+        text = delivery.body.decode("utf-8").removeprefix("?")
         pairs = parse_qsl(
             text,
             keep_blank_values=True,

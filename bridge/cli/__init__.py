@@ -75,6 +75,7 @@ def main(ctx: click.Context) -> None:
 def register_commands() -> None:
     """Attach every command group to the root group."""
     from bridge.cli.db import db
+    from bridge.cli.demo import demo
     from bridge.cli.elms import elms
     from bridge.cli.events import events
     from bridge.cli.mappings import mappings
@@ -85,7 +86,8 @@ def register_commands() -> None:
     from bridge.cli.worker import worker
 
     commands = (
-        serve, worker, run, sandbox, elms, sources, events, mappings, db, settings,
+        serve, worker, run, demo, sandbox, elms, sources, events, mappings, db,
+        settings,
     )  # fmt: skip
     for command in commands:
         main.add_command(command)

@@ -53,7 +53,7 @@ def demo(samples_dir: Path, expectations_file: Path, keep: bool, as_json: bool) 
         as_json=as_json,
     )
     try:
-        code = run_demo(options, echo=click.echo)
+        code = run_demo(options, echo=click.echo, note=echo_err)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"config error: {problem}", err=True)
@@ -61,3 +61,8 @@ def demo(samples_dir: Path, expectations_file: Path, keep: bool, as_json: bool) 
     except DemoError as exc:
         fail(f"demo: {exc}", code=2)
     sys.exit(code)
+
+
+def echo_err(line: str) -> None:
+    """Print one line on stderr."""
+    click.echo(line, err=True)

@@ -34,6 +34,7 @@ SOURCES: list[dict[str, Any]] = [
         "auth": {"type": "scorm-cloud-form", "username": "cloud",
                  "password": "pw-cloud"},
     },
+    {"name": "runtime", "format": "scorm-runtime", "auth": {"type": "none"}},
     {"name": "tiny", "format": "xapi", "auth": {"type": "none"},
      "max_body_bytes": 2048},
 ]  # fmt: skip

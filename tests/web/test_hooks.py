@@ -280,3 +280,18 @@ def test_a_source_added_at_run_time_is_served_without_restart(bridge_server):
     response = post(bridge_server, "late", statement())
 
     assert response.status_code == 202
+
+
+def test_form_body_with_a_leading_question_mark_keeps_its_first_field(bridge_server):
+    body = b"?cmi.core.student_id=12345&cmi.core.lesson_status=completed"
+    body += b"&cmi.core.score.raw=85"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    response = post(bridge_server, "runtime?activity=c-1", body, headers=headers)
+
+    assert response.status_code == 202, response.text
+    event_id = response.json()["events"][0]["id"]
+    with bridge_server.store.session() as session:
+        row = queries.get_event(session, event_id)
+    assert row.learner == {"user_id": "12345"}
+    assert row.score == 85.0
