@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -167,7 +168,7 @@ def test_download_writes_the_zip(sandbox_process, tmp_path):
     assert target.read_bytes()[:2] == b"PK"
 
 
-def test_run_starts_web_and_sandbox_when_no_elms_url(tmp_path):
+def test_run_starts_web_worker_and_sandbox_and_its_curl_line_works(tmp_path):
     web_port, sandbox_port = free_port(), free_port()
     env = clean_env(
         BRIDGE_PORT=str(web_port),
@@ -175,32 +176,50 @@ def test_run_starts_web_and_sandbox_when_no_elms_url(tmp_path):
         BRIDGE_DATABASE_URL=f"sqlite:///{tmp_path}/bridge.db",
         BRIDGE_WEB_WORKERS="1",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    log_path = tmp_path / "run.log"
+    calls_url = f"http://127.0.0.1:{sandbox_port}/_sandbox/calls"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        wait_for(f"http://127.0.0.1:{web_port}/healthz", timeout=30)
-        health = requests.get(f"http://127.0.0.1:{web_port}/healthz", timeout=5)
-        sandbox_calls = requests.get(
-            f"http://127.0.0.1:{sandbox_port}/_sandbox/calls", timeout=5
+        assert wait_until(lambda: "run: try: curl" in log_path.read_text(), 60)
+        curl = log_path.read_text().split("run: try: ", 1)[1].splitlines()[0]
+        tried = subprocess.run(
+            shlex.split(curl) + ["-s"], capture_output=True, text=True, timeout=30
+        )
+        completed = wait_until(
+            lambda: any(
+                c["path"].endswith("/complete/85")
+                for c in requests.get(calls_url, timeout=5).json()["calls"]
+            ),
+            10,
         )
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            output, _ = process.communicate(timeout=30)
+            process.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
+            process.wait()
+    output = log_path.read_text()
 
-    assert health.json()["status"] == "ok"
-    assert sandbox_calls.status_code == 200
+    assert '"kind":"completed"' in tried.stdout
+    assert completed, output
     assert "BRIDGE_ELMS_URL is unset; starting the sandbox" in output
     assert "run: started worker" in output
-    assert "run: try: curl -u player:s3cret" in output
     assert process.returncode == 0
+
+
+def wait_until(check, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
