@@ -26,7 +26,7 @@ demo: $(RUNTIME)
 	$(BIN)/python -m bridge demo
 
 bench: $(RUNTIME)
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.e2e
 
 lint: $(DEV)

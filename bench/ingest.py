@@ -36,10 +36,11 @@ from typing import IO
 
 import requests
 
+from bridge.config import DEFAULT_WEB_THREADS
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 SOURCE = "bench"
-GUNICORN_THREADS = 4  # bridge.web.server.serve's value; bare_app copies it
 WARMUP_SECONDS = 1.0
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -93,6 +94,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per endpoint")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_WEB_THREADS,
+        help="threads per gunicorn worker, for both servers (BRIDGE_WEB_THREADS)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     return parser.parse_args()
 
@@ -238,7 +245,8 @@ def bench_bare(args: argparse.Namespace, workdir: Path) -> tuple[Figures, Figure
         str(args.workers),
     ]
     log_path = workdir / "bare.log"
-    with log_path.open("wb") as log, running(command, clean_env(), log):
+    env = clean_env(BRIDGE_WEB_THREADS=str(args.threads))
+    with log_path.open("wb") as log, running(command, env, log):
         wait_until_answering(f"http://{HOST}:{port}/", log_path)
         target = Target("bare", f"http://{HOST}:{port}/hooks/{SOURCE}", 204)
         return measure(target, args)
@@ -251,6 +259,7 @@ def bench_bridge(
     port = free_port()
     database = workdir / "bridge.db"
     env = clean_env(
+        BRIDGE_WEB_THREADS=str(args.threads),
         BRIDGE_DATABASE_URL=f"sqlite:///{database}",
         BRIDGE_SOURCES_FILE=str(write_sources(workdir)),
     )
@@ -293,7 +302,7 @@ def report(
     print(
         f"ingest bench: {args.seconds:g} s per endpoint after {WARMUP_SECONDS:g} s "
         f"warm-up, {args.concurrency} client threads, gunicorn gthread "
-        f"{args.workers} workers x {GUNICORN_THREADS} threads, SQLite, "
+        f"{args.workers} workers x {args.threads} threads, SQLite, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     columns = ("answered", "failed", "req/s", "p50 ms", "p99 ms")

@@ -22,6 +22,7 @@ DEFAULT_DATABASE_URL = "sqlite:///var/bridge.db"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_WEB_WORKERS = 2
+DEFAULT_WEB_THREADS = 4
 DEFAULT_ELMS_CONNECT_TIMEOUT = 5.0
 DEFAULT_ELMS_READ_TIMEOUT = 30.0
 DEFAULT_ELMS_RETRIES = 3
@@ -143,6 +144,8 @@ FIELDS: tuple[Field, ...] = (
     Field("port", ranged(int, 1, 65535), DEFAULT_PORT, "Port of the web process."),
     Field("web_workers", ranged(int, 1, 64), DEFAULT_WEB_WORKERS,
           "gunicorn worker processes of the web process."),
+    Field("web_threads", ranged(int, 1, 64), DEFAULT_WEB_THREADS,
+          "Threads in each web worker process."),
     Field("sources_file", parse_str, None,
           "YAML or TOML file defining the inbound sources."),
     Field("mappings_file", parse_str, None,
@@ -199,6 +202,7 @@ class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     web_workers: int = DEFAULT_WEB_WORKERS
+    web_threads: int = DEFAULT_WEB_THREADS
     sources_file: str | None = None
     lrs_source: str = DEFAULT_LRS_SOURCE
     mappings_file: str | None = None

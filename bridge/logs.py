@@ -30,8 +30,16 @@ _SECRET_PATTERNS = (
 )
 
 
+# One cheap look first: most lines hold none of these, and skip the rest.
+_MAYBE_SECRET = re.compile(
+    r"(?i)authorization|token|password|secret|whsec_|://[^/\s]*@"
+)
+
+
 def redact(text: str) -> str:
     """Return ``text`` with tokens, passwords and URL credentials masked."""
+    if not _MAYBE_SECRET.search(text):
+        return text
     for pattern in _SECRET_PATTERNS:
         if pattern.groups:
             text = pattern.sub(lambda m: m.group(1) + "***", text)

@@ -209,7 +209,7 @@ class ActorField(fields.Field):
             raise ValidationError("actor must be an Agent object")
         if value.get("objectType") == "Group":
             raise ValidationError(GROUP_ACTOR_MESSAGE)
-        return self.agent_schema().load(value)
+        return _instance(self.agent_schema).load(value)
 
 
 class VerbSchema(BaseXapiSchema):
@@ -291,7 +291,7 @@ class StatementObjectField(fields.Field):
         if schema is None:
             raise ValidationError({"objectType": ["unknown objectType"]})
 
-        loaded = schema().load(value)
+        loaded = _instance(schema).load(value)
         loaded["objectType"] = object_type
         return loaded
 

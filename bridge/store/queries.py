@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import ColumnElement, Table, func, insert, or_, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from bridge.errors import ConflictError
@@ -117,10 +117,10 @@ def _record_intake_once(
     connection = session.connection()
     row = _request_values(request_id, source, request, dedupe_key, now)
     row.update(event_ids=event_ids, response_status=status, response_body=body)
-    connection.execute(insert(_REQUESTS), [row])
+    connection.execute(_INSERT_REQUEST, [row])
     rows = [_event_values(*item, request_id, now) for item in new_events]
     if rows:
-        connection.execute(insert(_EVENTS), rows)
+        connection.execute(_INSERT_EVENTS, rows)
 
     logger.debug(
         "request %s from %s stored with %d new of %d events",
@@ -139,18 +139,31 @@ def _record_intake_once(
     )
 
 
+# The two lookups of every intake, built once: building a statement per
+# request cost more than running it.
+_STORED_ANSWER = select(
+    InboundRequestModel.id,
+    InboundRequestModel.response_status,
+    InboundRequestModel.response_body,
+    InboundRequestModel.event_ids,
+).where(
+    InboundRequestModel.source == bindparam("source"),
+    InboundRequestModel.dedupe_key == bindparam("dedupe_key"),
+)
+_INSERT_REQUEST = insert(_REQUESTS)
+_INSERT_EVENTS = insert(_EVENTS)
+_STORED_HASHES = select(
+    EventModel.source_event_id, EventModel.id, EventModel.content_hash
+).where(
+    EventModel.source == bindparam("source"),
+    EventModel.source_event_id.in_(bindparam("ids", expanding=True)),
+)
+
+
 def _find_request(session: Session, source: str, dedupe_key: str) -> Any:
     """Return the stored answer of that source and dedupe key, if any."""
-    query = select(
-        InboundRequestModel.id,
-        InboundRequestModel.response_status,
-        InboundRequestModel.response_body,
-        InboundRequestModel.event_ids,
-    ).where(
-        InboundRequestModel.source == source,
-        InboundRequestModel.dedupe_key == dedupe_key,
-    )
-    return session.connection().execute(query).one_or_none()
+    parameters = {"source": source, "dedupe_key": dedupe_key}
+    return session.connection().execute(_STORED_ANSWER, parameters).one_or_none()
 
 
 def _duplicate_outcome(stored: Any) -> IntakeOutcome:
@@ -202,13 +215,8 @@ def _find_event_hashes(
     if not source_event_ids:
         return {}
 
-    query = select(
-        EventModel.source_event_id, EventModel.id, EventModel.content_hash
-    ).where(
-        EventModel.source == source,
-        EventModel.source_event_id.in_(set(source_event_ids)),
-    )
-    rows = session.connection().execute(query)
+    parameters = {"source": source, "ids": sorted(set(source_event_ids))}
+    rows = session.connection().execute(_STORED_HASHES, parameters)
     return {row[0]: (row[1], row[2]) for row in rows}
 
 

@@ -35,20 +35,27 @@ class GunicornServer(BaseApplication):
         return create_app(self.settings)
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
-    """Run gunicorn in the foreground until it is told to stop."""
-    options = {
+def gunicorn_options(
+    settings: Settings, *, host: str, port: int, workers: int, name: str = "bridge-web"
+) -> dict[str, Any]:
+    """Return the gunicorn options of the web process (benchmarks reuse them)."""
+    return {
         "bind": f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
-        "threads": 4,
+        "threads": settings.web_threads,
         "timeout": REQUEST_TIMEOUT,
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "accesslog": "-",
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
-        "proc_name": "bridge-web",
+        "proc_name": name,
         # One control socket path per user would clash between instances.
         "control_socket_disable": True,
     }
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """Run gunicorn in the foreground until it is told to stop."""
+    options = gunicorn_options(settings, host=host, port=port, workers=workers)
     GunicornServer(settings, options).run()

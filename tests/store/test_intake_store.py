@@ -538,7 +538,7 @@ def test_sqlite_store_creates_directory_and_sets_pragmas(tmp_path: Path) -> None
     assert path.parent.is_dir()
     assert pragmas == {
         "journal_mode": "wal",
-        "synchronous": 1,
+        "synchronous": 2,  # FULL: a 2xx answer survives a power cut
         "foreign_keys": 1,
         "busy_timeout": 5000,
     }
