@@ -21,6 +21,8 @@ from bridge.store import queries
 from bridge.store.models import IntakeRequest
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from bridge.adapters.base import AdapterResult
     from bridge.events import ProgressEvent
     from bridge.registry import Channel, SourceRegistry
@@ -122,15 +124,22 @@ def store_request(
         headers=kept_headers(channel, delivery.headers),
         body=kept_body(channel, delivery),
     )
-    with store.session() as session:
+    dedupe_key = hashlib.sha256(delivery.body).hexdigest()
+
+    def write(session: Session) -> IntakeOutcome:
         return queries.record_intake(
             session,
             source=channel.source.name,
             request=kept,
             events=events,
-            dedupe_key=hashlib.sha256(delivery.body).hexdigest(),
+            dedupe_key=dedupe_key,
             respond=respond,
         )
+
+    if store.group_committer is not None:
+        return store.group_committer.write(write)
+    with store.session() as session:
+        return write(session)
 
 
 def accepted_answer(result: AdapterResult) -> Responder:

@@ -20,6 +20,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.store.group_commit import GroupCommitter
+
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -60,6 +62,10 @@ class Store:
         # the tail fell but throughput fell by a fifth; see bench/README.md.)
         sqlite = engine.dialect.name == "sqlite"
         self._write_lock = threading.RLock() if sqlite else None
+
+        # Intake writes of concurrent requests share one transaction and one
+        # sync on SQLite; PostgreSQL takes concurrent writers as they come.
+        self.group_committer = GroupCommitter(self) if sqlite else None
 
     @property
     def url(self) -> str:
