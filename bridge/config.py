@@ -8,6 +8,7 @@ once, one sentence each, so an operator fixes them in one pass.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ DEFAULT_DISPATCH_MAX_ATTEMPTS = 12
 DEFAULT_DISPATCH_BACKOFF = 5.0
 DEFAULT_DISPATCH_BACKOFF_MAX = 3600.0
 DEFAULT_AUTH_PROBE_INTERVAL = 30.0
+DEFAULT_DELIVERY_TIMEOUT = 15.0
+DEFAULT_DELIVERY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
+DEFAULT_DELIVERY_DISABLE_AFTER = 5 * 24 * 3600.0
+DEFAULT_ROTATION_GRACE = 24 * 3600.0
 DEFAULT_SANDBOX_PORT = 8081
 DEFAULT_SANDBOX_SITE = "demo"
 DEFAULT_SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the local stand-in's token
@@ -70,6 +75,31 @@ def parse_database_url(value: str) -> str:
     if not value.startswith(("sqlite:", "postgresql:", "postgresql+")):
         raise ValueError("must be a sqlite:/// or postgresql:// URL")
     return value
+
+
+def parse_networks(value: str) -> tuple[str, ...]:
+    """Return comma-separated IP networks, each checked, in canonical form."""
+    networks = []
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not an IP network") from None
+    return tuple(networks)
+
+
+def parse_schedule(value: str) -> str:
+    """Return a comma-separated list of delays in seconds, each checked."""
+    try:
+        delays = [float(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        message = f"must be numbers of seconds, comma-separated; got {value!r}"
+        raise ValueError(message) from None
+    if not delays or any(delay < 0 for delay in delays):
+        raise ValueError("must list at least one delay, none negative")
+    return ",".join(f"{delay:g}" for delay in delays)
 
 
 def ranged(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
@@ -168,6 +198,18 @@ FIELDS: tuple[Field, ...] = (
     Field("auth_probe_interval", ranged(float, 0.1, 3600),
           DEFAULT_AUTH_PROBE_INTERVAL,
           "Seconds between probes while dispatch is paused by a 401/403."),
+    Field("allow_private_targets", parse_networks, (),
+          "Networks subscription URLs may resolve to despite the SSRF guard, "
+          "e.g. 127.0.0.0/8,::1/128 for local tests. Empty: none."),
+    Field("delivery_timeout", ranged(float, 0.1, 300), DEFAULT_DELIVERY_TIMEOUT,
+          "Seconds a subscriber has to answer a delivery."),
+    Field("delivery_schedule", parse_schedule, DEFAULT_DELIVERY_SCHEDULE,
+          "Delays in seconds before each delivery attempt, comma-separated."),
+    Field("delivery_disable_after", ranged(float, 1, 365 * 86400),
+          DEFAULT_DELIVERY_DISABLE_AFTER,
+          "Seconds of continuous failure after which a subscription is disabled."),
+    Field("rotation_grace", ranged(float, 0, 30 * 86400), DEFAULT_ROTATION_GRACE,
+          "Seconds the old secret keeps signing after a rotation."),
     Field("lrs_source", parse_str, DEFAULT_LRS_SOURCE,
           "Source whose credentials and format serve /xapi/statements."),
     Field("max_body_bytes", ranged(int, 1024, 64 * 1024 * 1024),
@@ -214,6 +256,11 @@ class Settings:
     dispatch_backoff: float = DEFAULT_DISPATCH_BACKOFF
     dispatch_backoff_max: float = DEFAULT_DISPATCH_BACKOFF_MAX
     auth_probe_interval: float = DEFAULT_AUTH_PROBE_INTERVAL
+    allow_private_targets: tuple[str, ...] = ()
+    delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
+    delivery_schedule: str = DEFAULT_DELIVERY_SCHEDULE
+    delivery_disable_after: float = DEFAULT_DELIVERY_DISABLE_AFTER
+    rotation_grace: float = DEFAULT_ROTATION_GRACE
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "INFO"
     log_format: str = "text"

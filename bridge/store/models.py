@@ -333,3 +333,8 @@ class SourceRow:
     max_body_bytes: int | None
     created_at: datetime
     updated_at: datetime
+
+
+# The outbound tables share Base's metadata; importing them here puts them
+# in every metadata comparison (migrations, ``db check``).
+from bridge.store import outbound_models  # noqa: E402, F401
