@@ -343,6 +343,6 @@ def describe_settings() -> list[tuple[str, str, str]]:
     """Return (variable, default, description) rows for documentation."""
     rows = []
     for spec in FIELDS:
-        default = "" if spec.default is None else str(spec.default)
+        default = "" if spec.default in (None, ()) else str(spec.default)
         rows.append((spec.variable, default, spec.doc))
     return rows

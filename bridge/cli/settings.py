@@ -33,5 +33,5 @@ def settings(output: str) -> None:
 
     click.echo(ENV_EXAMPLE_HEADER)
     for spec in FIELDS:
-        default = "" if spec.default is None else str(spec.default)
+        default = "" if spec.default in (None, ()) else str(spec.default)
         click.echo(f"# {spec.doc}\n#{spec.variable}={default}\n")
