@@ -48,7 +48,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
 # Commands run by hand that answer on stdout; they log warnings and up only,
 # unless BRIDGE_LOG_LEVEL is set explicitly.
 QUIET_COMMANDS = frozenset(
-    {"elms", "sources", "events", "db", "mappings", "settings", "demo"}
+    {
+        "elms",
+        "sources",
+        "events",
+        "db",
+        "mappings",
+        "settings",
+        "demo",
+        "subscriptions",
+        "watch",
+    }
 )
 
 
@@ -83,11 +93,13 @@ def register_commands() -> None:
     from bridge.cli.serve import run, serve
     from bridge.cli.settings import settings
     from bridge.cli.sources import sources
+    from bridge.cli.subscriptions import subscriptions
+    from bridge.cli.watch import watch
     from bridge.cli.worker import worker
 
     commands = (
-        serve, worker, run, demo, sandbox, elms, sources, events, mappings, db,
-        settings,
+        serve, worker, run, demo, sandbox, elms, sources, events, mappings,
+        subscriptions, watch, db, settings,
     )  # fmt: skip
     for command in commands:
         main.add_command(command)
