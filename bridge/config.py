@@ -210,6 +210,16 @@ FIELDS: tuple[Field, ...] = (
           "Seconds of continuous failure after which a subscription is disabled."),
     Field("rotation_grace", ranged(float, 0, 30 * 86400), DEFAULT_ROTATION_GRACE,
           "Seconds the old secret keeps signing after a rotation."),
+    Field("poll_interval_in_progress", ranged(float, 1, 86400), 60.0,
+          "Seconds between polls of a pair that is in progress."),
+    Field("poll_interval_not_attempted", ranged(float, 1, 7 * 86400), 300.0,
+          "Seconds between polls of a pair not attempted yet."),
+    Field("poll_reconcile_interval", ranged(float, 60, 365 * 86400), 86400.0,
+          "Seconds between the slow re-checks of completed pairs."),
+    Field("poll_max_calls", ranged(int, 1, 100000), 100,
+          "Open ELMS calls one poll pass may make."),
+    Field("poll_rate", ranged(float, 0.1, 1000), 5.0,
+          "Open ELMS calls per second the poller makes at most."),
     Field("lrs_source", parse_str, DEFAULT_LRS_SOURCE,
           "Source whose credentials and format serve /xapi/statements."),
     Field("max_body_bytes", ranged(int, 1024, 64 * 1024 * 1024),
@@ -257,6 +267,11 @@ class Settings:
     dispatch_backoff_max: float = DEFAULT_DISPATCH_BACKOFF_MAX
     auth_probe_interval: float = DEFAULT_AUTH_PROBE_INTERVAL
     allow_private_targets: tuple[str, ...] = ()
+    poll_interval_in_progress: float = 60.0
+    poll_interval_not_attempted: float = 300.0
+    poll_reconcile_interval: float = 86400.0
+    poll_max_calls: int = 100
+    poll_rate: float = 5.0
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
     delivery_schedule: str = DEFAULT_DELIVERY_SCHEDULE
     delivery_disable_after: float = DEFAULT_DELIVERY_DISABLE_AFTER

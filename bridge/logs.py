@@ -98,3 +98,6 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     # urllib3 logs each retry with the full URL at WARNING; ours say more.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     logging.getLogger("werkzeug").setLevel(max(logging.WARNING, root.level))
+    # APScheduler logs every run at INFO, and a drain longer than the
+    # dispatch interval skips ticks by design; its warnings say only that.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)

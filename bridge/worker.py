@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from bridge.elms import OpenElmsClient
 from bridge.jobs.dispatch import DispatchConfig, Dispatcher
+from bridge.jobs.poll import PollConfig, Poller
 from bridge.jobs.scheduler import worker_name
 from bridge.registry import SourceRegistry
 from bridge.resolve import Resolver
@@ -43,3 +44,23 @@ def build_dispatcher(settings: Settings) -> tuple[Store, Dispatcher]:
         config=DispatchConfig.from_settings(settings),
     )
     return store, dispatcher
+
+
+def build_poller(settings: Settings, store: Store, worker: str) -> Poller:
+    """Return the progress poller wired from settings.
+
+    Its client does not retry by itself: a 503 must reach the poller at once
+    so it can slow the whole pass down, honouring ``Retry-After``.
+    """
+    client = OpenElmsClient.from_settings(settings)
+    quiet = OpenElmsClient(
+        client.base_url,
+        str(settings.elms_token),
+        retries=0,
+        connect_timeout=settings.elms_connect_timeout,
+        read_timeout=settings.elms_read_timeout,
+    )
+    client.close()
+    return Poller(
+        store, quiet, worker=worker, intervals=PollConfig.from_settings(settings)
+    )

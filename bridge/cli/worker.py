@@ -25,7 +25,7 @@ def worker(ctx: click.Context, once: bool) -> None:
     finish, gives back unstarted claims, and exits.
     """
     from bridge.jobs.scheduler import build_scheduler
-    from bridge.worker import build_dispatcher
+    from bridge.worker import build_dispatcher, build_poller
 
     settings = get_settings(ctx)
     if not settings.elms_url or not settings.elms_token:
@@ -42,7 +42,8 @@ def worker(ctx: click.Context, once: bool) -> None:
         click.echo(f"applied {applied} events")
         return
 
-    scheduler = build_scheduler(settings, store, dispatcher)
+    poller = build_poller(settings, store, dispatcher.worker)
+    scheduler = build_scheduler(settings, store, dispatcher, poller)
 
     def stop(signum: int, frame: Any) -> None:
         logger.info("worker %s: stopping (signal %d)", dispatcher.worker, signum)

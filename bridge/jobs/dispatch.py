@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from bridge.adapters.cmi5 import is_move_on_satisfied
 from bridge.errors import ElmsAuthError, ElmsError, ElmsResponseError, InboundError
 from bridge.events import Kind
-from bridge.rules import COMPLETING_KINDS, Action, Decision, Policy, decide
+from bridge.outbound import announce_event_failed, announce_inbound
+from bridge.rules import COMPLETING_KINDS, Action, Decision, PairState, Policy, decide
 from bridge.store import dispatch_queries as dq
 from bridge.store.models import EventStatus
 
@@ -196,7 +197,7 @@ class Dispatcher:
             self.handle_failure(event, exc, call=call)
             return
 
-        self.complete_event(event, decision, call, user_id, learning_id)
+        self.complete_event(event, decision, call, user_id, learning_id, state)
 
     def send(self, decision: Decision, learning_id: str, user_id: str) -> None:
         """Make the Open ELMS call a decision names, if any."""
@@ -212,8 +213,13 @@ class Dispatcher:
         call: str | None,
         user_id: str,
         learning_id: str,
+        before: PairState,
     ) -> None:
-        """Store the pair state, the call and the event's final status at once."""
+        """Store pair state, call, final status and announcements at once.
+
+        The transition is announced to subscribers in the same transaction,
+        after Open ELMS accepted the call, so it is announced exactly once.
+        """
         now = self.clock()
         status = (
             EventStatus.SKIPPED
@@ -242,7 +248,7 @@ class Dispatcher:
                 event_id=event.id,
                 now=now,
             )
-            dq.finish_event(
+            finished = dq.finish_event(
                 session,
                 event.id,
                 worker=self.worker,
@@ -253,6 +259,16 @@ class Dispatcher:
                 user_id=user_id,
                 learning_id=learning_id,
             )
+            if finished and call is not None:
+                announce_inbound(
+                    session,
+                    user_id=user_id,
+                    learning_id=learning_id,
+                    old=before,
+                    new=decision.state,
+                    inbound_event_id=event.id,
+                    now=now,
+                )
         logger.info("event %s: %s (%s)", event.id, call or "no call", decision.reason)
 
     def effective_kind(self, event: EventRow) -> tuple[str, str | None]:
@@ -362,17 +378,22 @@ class Dispatcher:
         reason: str | None,
         error: str | None = None,
     ) -> None:
-        """Record a final status for an event."""
+        """Record a final status for an event; announce it if it failed."""
+        now = self.clock()
         with self.store.session() as session:
-            dq.finish_event(
+            finished = dq.finish_event(
                 session,
                 event.id,
                 worker=self.worker,
                 status=status.value,
-                now=self.clock(),
+                now=now,
                 reason=reason,
                 error=error,
             )
+            if finished and status in (EventStatus.FAILED, EventStatus.UNRESOLVED):
+                announce_event_failed(
+                    session, event, now, status=status.value, reason=reason
+                )
 
     def release_pair(
         self, user_id: str, learning_id: str, state: Any, event_id: str

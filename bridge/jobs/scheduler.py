@@ -22,11 +22,13 @@ from bridge.jobs.heartbeat import beat
 if TYPE_CHECKING:
     from bridge.config import Settings
     from bridge.jobs.dispatch import Dispatcher
+    from bridge.jobs.poll import Poller
     from bridge.store.db import Store
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10.0
+POLL_TICK_SECONDS = 5.0  # pairs come due on their own schedule; this is reaction time
 
 
 def worker_name() -> str:
@@ -35,9 +37,12 @@ def worker_name() -> str:
 
 
 def build_scheduler(
-    settings: Settings, store: Store, dispatcher: Dispatcher
+    settings: Settings,
+    store: Store,
+    dispatcher: Dispatcher,
+    poller: Poller | None = None,
 ) -> BlockingScheduler:
-    """Return a scheduler with the dispatch, probe and heartbeat jobs."""
+    """Return a scheduler with the dispatch, probe, poll and heartbeat jobs."""
     scheduler = BlockingScheduler(
         executors={"default": ThreadPoolExecutor(4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -55,6 +60,10 @@ def build_scheduler(
         id="auth-probe",
         seconds=settings.auth_probe_interval,
     )
+    if poller is not None:
+        scheduler.add_job(
+            poller.run_once, "interval", id="poll", seconds=POLL_TICK_SECONDS
+        )
     scheduler.add_job(
         beat,
         "interval",
