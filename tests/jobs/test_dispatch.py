@@ -233,3 +233,54 @@ def test_new_course_name_lookup_uses_the_learning_list(stack):
     stack.drain()
 
     assert stack.calls()[0]["path"].startswith(f"learning/{stack.learning_id()}/")
+
+
+def outbound_rows(stack):
+    from sqlalchemy import select
+
+    from bridge.store.outbound_models import DeliveryModel, OutboundEventModel
+
+    with stack.store.session(write=False) as session:
+        events = [
+            (e.type, e.payload.get("cause"), e.inbound_event_id)
+            for e in session.scalars(select(OutboundEventModel))
+        ]
+        deliveries = len(list(session.scalars(select(DeliveryModel))))
+    return events, deliveries
+
+
+def test_inbound_completion_is_announced_once_even_after_a_poll(stack):
+    from bridge.jobs.poll import Poller
+    from bridge.store import subscription_queries
+
+    with stack.store.session() as session:
+        subscription_queries.add_subscription(
+            session, url="http://127.0.0.1:9/hook", event_types=["progress.completed"]
+        )
+    (event_id,) = event_ids(stack.post(statement("completed", scaled=0.85)))
+
+    stack.drain()
+    after_dispatch = outbound_rows(stack)
+    Poller(stack.store, stack.dispatcher.client, worker="test-poller").run_once()
+
+    assert after_dispatch == ([("progress.completed", "inbound", event_id)], 1)
+    assert outbound_rows(stack) == after_dispatch
+
+
+def test_unresolved_event_is_announced_as_event_failed(stack):
+    from bridge.store import subscription_queries
+
+    with stack.store.session() as session:
+        subscription_queries.add_subscription(
+            session, url="http://127.0.0.1:9/hook", event_types=["*"]
+        )
+    body = statement("completed", email="nobody@example.com", scaled=0.5)
+    (event_id,) = event_ids(stack.post(body))
+
+    stack.drain()
+
+    events, deliveries = outbound_rows(stack)
+    assert [(kind, inbound) for kind, _, inbound in events] == [
+        ("bridge.event_failed", event_id)
+    ]
+    assert deliveries == 1
