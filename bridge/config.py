@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,27 @@ def parse_str(value: str) -> str:
     value = value.strip()
     if not value:
         raise ValueError("must not be empty")
+    return value
+
+
+def parse_host(value: str) -> str:
+    """Return an IP address or a host name that could be bound."""
+    value = value.strip()
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*", value):
+        if not re.fullmatch(r"[0-9.]+", value):
+            return value
+    raise ValueError(f"must be an IP address or a host name; got {value!r}")
+
+
+def parse_site(value: str) -> str:
+    """Return a site id usable as one URL path segment."""
+    value = value.strip()
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+        raise ValueError(f"must be 1 to 64 letters, digits, . _ or -; got {value!r}")
     return value
 
 
@@ -170,7 +192,7 @@ FIELDS: tuple[Field, ...] = (
           "Connections kept open to Open ELMS."),
     Field("database_url", parse_database_url, DEFAULT_DATABASE_URL,
           "SQLAlchemy URL: SQLite by default, postgresql+psycopg://... at scale."),
-    Field("host", parse_str, DEFAULT_HOST, "Address the web process binds."),
+    Field("host", parse_host, DEFAULT_HOST, "Address the web process binds."),
     Field("port", ranged(int, 1, 65535), DEFAULT_PORT, "Port of the web process."),
     Field("web_workers", ranged(int, 1, 64), DEFAULT_WEB_WORKERS,
           "gunicorn worker processes of the web process."),
@@ -230,7 +252,7 @@ FIELDS: tuple[Field, ...] = (
           "`text`, or `json` for one JSON object a line."),
     Field("sandbox_port", ranged(int, 1, 65535), DEFAULT_SANDBOX_PORT,
           "Port of the local sandbox that `make run` starts."),
-    Field("sandbox_site", parse_str, DEFAULT_SANDBOX_SITE,
+    Field("sandbox_site", parse_site, DEFAULT_SANDBOX_SITE,
           "Site id of the local sandbox."),
     Field("sandbox_token", parse_str, DEFAULT_SANDBOX_TOKEN,
           "Token of the local sandbox.", secret=True),
@@ -342,6 +364,17 @@ def check_combinations(values: Mapping[str, Any]) -> list[str]:
     problems = []
     if values.get("elms_url") and not values.get("elms_token"):
         problems.append("BRIDGE_ELMS_TOKEN: must be set when BRIDGE_ELMS_URL is set")
+
+    port = values.get("port", DEFAULT_PORT)
+    if port == values.get("sandbox_port", DEFAULT_SANDBOX_PORT):
+        problems.append(f"BRIDGE_SANDBOX_PORT: must differ from BRIDGE_PORT ({port})")
+
+    backoff = values.get("dispatch_backoff", DEFAULT_DISPATCH_BACKOFF)
+    if values.get("dispatch_backoff_max", DEFAULT_DISPATCH_BACKOFF_MAX) < backoff:
+        problems.append(
+            f"BRIDGE_DISPATCH_BACKOFF_MAX: must be at least BRIDGE_DISPATCH_BACKOFF "
+            f"({backoff:g})"
+        )
     return problems
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -410,10 +411,16 @@ def describe_transport_error(exc: requests.RequestException) -> str:
     return type(exc).__name__
 
 
+# Open ELMS ids are numbers; other systems' ids are letters, digits and a
+# few marks. Anything else (spaces, control characters, other scripts'
+# digits, URL syntax) is refused before it can reach a URL or a log line.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,63}")
+
+
 def segment(value: int | str) -> str:
-    """Return an id as a path segment, refusing anything that could escape it."""
+    """Return an id as a path segment, refusing anything that is not a plain id."""
     text = str(value).strip()
-    if not text or any(ch in text for ch in "/?#%") or text in (".", ".."):
+    if not _ID_PATTERN.fullmatch(text):
         raise ValueError(f"not a valid id: {value!r}")
     return text
 

@@ -124,7 +124,11 @@ def store_request(
         headers=kept_headers(channel, delivery.headers),
         body=kept_body(channel, delivery),
     )
-    dedupe_key = hashlib.sha256(delivery.body).hexdigest()
+    # The endpoint is part of the key: the same body sent to /hooks and to
+    # the LRS endpoint gets each endpoint's own answer (events still dedupe).
+    fingerprint = hashlib.sha256(f"{delivery.method} {delivery.path}\n".encode())
+    fingerprint.update(delivery.body)
+    dedupe_key = fingerprint.hexdigest()
 
     def write(session: Session) -> IntakeOutcome:
         return queries.record_intake(

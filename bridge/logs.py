@@ -48,13 +48,25 @@ def redact(text: str) -> str:
     return text
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def escape_controls(text: str) -> str:
+    """Return ``text`` with control characters shown as escapes.
+
+    Client data (ids, names) reaches log messages; a newline in it must not
+    start a forged line.
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 class RedactingFilter(logging.Filter):
-    """Mask secrets in the final message, whatever the caller passed."""
+    """Mask secrets and escape control characters in the final message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the record's message with its redacted form; keep it."""
+        """Replace the record's message with its cleaned form; keep it."""
         message = record.getMessage()
-        cleaned = redact(message)
+        cleaned = escape_controls(redact(message))
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

@@ -58,6 +58,10 @@ def test_values_are_parsed_and_normalised():
         ("BRIDGE_DATABASE_URL", "mysql://x", "must be a sqlite:/// or postgresql"),
         ("BRIDGE_MAX_BODY_BYTES", "10", "must be between 1024 and"),
         ("BRIDGE_SOURCES_FILE", "   ", "must not be empty"),
+        ("BRIDGE_HOST", "999.1.1.1", "must be an IP address or a host name"),
+        ("BRIDGE_SANDBOX_SITE", "a/b", "must be 1 to 64 letters, digits, . _ or -"),
+        ("BRIDGE_ALLOW_PRIVATE_TARGETS", "10.0.0.0/8,nope", "'nope' is not an IP"),
+        ("BRIDGE_DELIVERY_SCHEDULE", "0,5,soon", "must be numbers of seconds"),
     ],
 )
 def test_each_bad_variable_gives_its_message(variable, value, message):
@@ -147,3 +151,24 @@ def test_cli_prints_one_line_per_mistake_and_exits_2():
         "config error: BRIDGE_LOG_FORMAT: must be one of text, json; got 'xml'",
     ]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        (
+            {"BRIDGE_PORT": "8081"},
+            "BRIDGE_SANDBOX_PORT: must differ from BRIDGE_PORT (8081)",
+        ),
+        (
+            {"BRIDGE_DISPATCH_BACKOFF": "10", "BRIDGE_DISPATCH_BACKOFF_MAX": "2"},
+            "BRIDGE_DISPATCH_BACKOFF_MAX: must be at least "
+            "BRIDGE_DISPATCH_BACKOFF (10)",
+        ),
+    ],
+)
+def test_settings_that_clash_are_refused_together(environ, problem):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ)
+
+    assert caught.value.problems == [problem]

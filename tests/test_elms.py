@@ -345,3 +345,13 @@ def test_token_never_appears_in_logs(client, sandbox, caplog):
     assert sandbox.token not in caplog.text
     assert "elms GET users/ -> 200" in caplog.text
     assert "attempt 1 got 503; retrying" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "bad", ["２", "-1", "a b", "7\n2", "../1", "1?x", "", "x" * 65]
+)
+def test_ids_that_are_not_plain_are_refused_before_any_call(client, sandbox, bad):
+    with pytest.raises(ValueError, match="not a valid id"):
+        client.start("1", bad)
+
+    assert calls(sandbox) == []

@@ -56,3 +56,15 @@ def test_text_format_masks_a_token_passed_as_argument(capsys):
     err = capsys.readouterr().err
     assert "tok9" not in err
     assert "DEBUG bridge.test: sending Authorization: ***" in err
+
+
+def test_control_characters_from_client_data_cannot_forge_a_line(capsys):
+    configure_logging("INFO", "text")
+
+    logging.getLogger("bridge.test").info(
+        "user %s", "7\n2026-12-03 CRITICAL forged\x00"
+    )
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "user 7\\n2026-12-03 CRITICAL forged\\x00" in err

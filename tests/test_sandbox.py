@@ -871,3 +871,14 @@ def test_sandbox_command_serves_with_start_faults_and_hides_token():
 
     assert response.status_code == 503
     assert "cli-secret-token" not in first_line + rest
+
+
+def test_an_id_too_large_to_store_is_not_found(server):
+    response = requests.put(
+        f"{server.base_url}/learning/2/99999999999999999999/start",
+        headers={"Authorization": f"Basic {server.token}"},
+        timeout=5,
+    )
+
+    assert response.status_code == 404
+    assert response.json()["message"] == "no record has an id that large"

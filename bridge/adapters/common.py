@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import urllib.parse
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -64,7 +65,7 @@ def decode_json(body: bytes | str) -> Any:
     """
     text = decode_text(body) if isinstance(body, bytes) else body
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        document = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise PayloadError(
@@ -77,6 +78,41 @@ def decode_json(body: bytes | str) -> Any:
         raise PayloadError(
             "JSON document cannot be read", errors=[error(ROOT, str(exc))]
         ) from exc
+
+    # A \uD800-style escape alone decodes to a lone surrogate: valid JSON
+    # text, but not Unicode, and nothing downstream can encode it.
+    if _SURROGATE_ESCAPE.search(text):
+        path = _find_lone_surrogate(document, ROOT)
+        if path is not None:
+            message = "a string holds a lone UTF-16 surrogate, which is not Unicode"
+            raise PayloadError(message, errors=[error(path, message)])
+    return document
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _find_lone_surrogate(value: Any, path: str) -> str | None:
+    """Return the path of the first string (or key) that is not valid Unicode."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_lone_surrogate(key, path) or _find_lone_surrogate(
+                item, join_path(path, key)
+            )
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_lone_surrogate(item, join_path(path, index))
+            if found is not None:
+                return found
+    return None
 
 
 def _refuse_constant(name: str) -> Any:

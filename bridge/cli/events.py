@@ -12,6 +12,7 @@ from bridge.cli import fail, print_json
 from bridge.cli.common import open_store
 from bridge.store import dispatch_queries as dq
 from bridge.store import queries
+from bridge.store.models import EventStatus
 
 
 @click.group()
@@ -21,7 +22,11 @@ def events() -> None:
 
 @events.command("list")
 @click.option("--source", help="Only events of this source.")
-@click.option("--status", help="Only events in this status (pending, ...).")
+@click.option(
+    "--status",
+    type=click.Choice([status.value for status in EventStatus]),
+    help="Only events in this status.",
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--before", metavar="EVENT_ID", help="Page after this event id.")
 @click.pass_context

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -44,15 +45,21 @@ def worker(ctx: click.Context, once: bool) -> None:
 
     poller = build_poller(settings, store, dispatcher.worker)
     scheduler = build_scheduler(settings, store, dispatcher, poller)
+    stop_requested = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
+        # Only flags here: the handler may interrupt this thread while it
+        # holds a scheduler lock, and shutting down from it can deadlock.
         logger.info("worker %s: stopping (signal %d)", dispatcher.worker, signum)
         dispatcher.stopping.set()
-        scheduler.shutdown(wait=True)
+        stop_requested.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     logger.info("worker %s: dispatching to %s", dispatcher.worker, settings.elms_url)
     scheduler.start()
+    while not stop_requested.wait(1.0):
+        pass
+    scheduler.shutdown(wait=True)
     store.dispose()
     logger.info("worker %s: stopped", dispatcher.worker)

@@ -15,7 +15,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from bridge.jobs.heartbeat import beat
 
@@ -41,9 +41,9 @@ def build_scheduler(
     store: Store,
     dispatcher: Dispatcher,
     poller: Poller | None = None,
-) -> BlockingScheduler:
+) -> BackgroundScheduler:
     """Return a scheduler with the dispatch, probe, poll and heartbeat jobs."""
-    scheduler = BlockingScheduler(
+    scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
         timezone="UTC",

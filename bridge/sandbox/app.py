@@ -118,6 +118,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(SandboxNotFoundError, _not_found)
     app.register_error_handler(SandboxInputError, _bad_input)
+    app.register_error_handler(OverflowError, _id_out_of_range)
 
     app.register_blueprint(api, url_prefix=f"/{config.site}/backend")
     app.register_blueprint(admin, url_prefix=ADMIN_PREFIX)
@@ -226,6 +227,11 @@ def _http_error(exc: HTTPException) -> Response:
 def _not_found(exc: SandboxNotFoundError) -> Response:
     """Answer 404 for an unknown user or learning resource."""
     return _error(404, "not found", str(exc))
+
+
+def _id_out_of_range(exc: OverflowError) -> Response:
+    """Answer 404 for an id too large to be stored: no such record can exist."""
+    return _error(404, "not found", "no record has an id that large")
 
 
 def _bad_input(exc: SandboxInputError) -> Response:

@@ -296,7 +296,8 @@ def event_content_hash(event: ProgressEvent) -> str:
     canonical = json.dumps(
         raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    # surrogatepass: a hash must never be the thing that fails on odd text.
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def list_events(

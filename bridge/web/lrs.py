@@ -68,7 +68,7 @@ def put_statement(source: str | None = None) -> Response:
     delivery = with_statement_id(delivery_from_request(), request.args)
 
     receive(context.store, context.registry, channel_name, delivery, answer=ids_answer)
-    return Response(status=204)
+    return Response(status=204, mimetype="application/json")
 
 
 def checked_source(source: str | None) -> str:

@@ -295,3 +295,55 @@ def test_form_body_with_a_leading_question_mark_keeps_its_first_field(bridge_ser
         row = queries.get_event(session, event_id)
     assert row.learner == {"user_id": "12345"}
     assert row.score == 85.0
+
+
+def test_a_lone_surrogate_escape_is_400_with_its_path(bridge_server):
+    body = json.dumps(
+        statement(
+            verb={
+                "id": "http://adlnet.gov/expapi/verbs/completed",
+                "display": {"en": "\ud800x"},
+            }
+        )
+    )
+
+    response = post(
+        bridge_server,
+        "open-xapi",
+        body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["path"] == "verb.display.en"
+    assert stored_counts(bridge_server) == (0, 0)
+
+
+def test_the_same_body_to_hooks_and_to_the_lrs_gets_each_endpoints_answer(
+    bridge_server,
+):
+    sent = statement()
+    body = json.dumps(sent).encode()
+    hooks = post(
+        bridge_server,
+        "lrs",
+        body,
+        auth=("player", "pw-lrs"),
+        headers={"Content-Type": "application/json"},
+    )
+
+    lrs = requests.post(
+        f"{bridge_server.url}/xapi/lrs/statements",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Experience-API-Version": "1.0.3",
+        },
+        auth=("player", "pw-lrs"),
+        timeout=10,
+    )
+
+    assert hooks.status_code == 202
+    assert lrs.status_code == 200
+    assert lrs.json() == [sent["id"]]
+    assert stored_counts(bridge_server)[0] == 1
