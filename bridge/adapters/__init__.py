@@ -62,8 +62,14 @@ def build_adapter(
     options = dict(options or {})
     problems = policy_option_problems(options) + resolution_option_problems(options)
     own = {k: v for k, v in options.items() if k not in DISPATCH_OPTIONS}
+    cls = adapter_class(format_name)
+    known = sorted(cls.option_keys | DISPATCH_OPTIONS)
+    for key in sorted(set(own) - cls.option_keys):
+        problems.append(
+            f"unknown option {key!r}; {format_name} reads {', '.join(known)}"
+        )
     try:
-        adapter = adapter_class(format_name)(own)
+        adapter = cls(own)
     except ConfigError as exc:
         problems = [*exc.problems, *problems]
     if problems:

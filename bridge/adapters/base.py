@@ -45,6 +45,9 @@ class BaseAdapter(ABC):
 
     name: ClassVar[str]
     content_types: ClassVar[frozenset[str]]
+    # The option keys this format reads; any other key in a source's
+    # options (beyond the dispatch ones) is refused as a likely typo.
+    option_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         """Keep the source's options; subclasses validate theirs here.

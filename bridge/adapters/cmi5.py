@@ -79,6 +79,8 @@ def is_move_on_satisfied(move_on: str, seen: set[Kind]) -> bool:
 class Cmi5Adapter(XapiAdapter):
     """Read cmi5 statements posted as JSON, one or an array per request."""
 
+    option_keys = frozenset({"failed_policy", "default_move_on", "trust_lms_satisfied"})
+
     name = "cmi5"
 
     def __init__(self, options: dict[str, Any] | None = None, **kwargs: Any) -> None:

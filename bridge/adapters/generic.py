@@ -68,6 +68,8 @@ KINDS = {kind.value: kind for kind in Kind}
 class GenericAdapter(BaseAdapter):
     """Turn any JSON body into events, with fields found by JMESPath."""
 
+    option_keys = KNOWN_OPTIONS
+
     name = "generic"
     content_types = frozenset({"application/json"})
 

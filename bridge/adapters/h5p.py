@@ -95,6 +95,8 @@ class SetFinishedSchema(Schema):
 class H5pAdapter(XapiAdapter):
     """Read H5P statements or ``setFinished`` posts forwarded by a host page."""
 
+    option_keys = frozenset({"failed_policy", "user_field"})
+
     name = "h5p"
     content_types: ClassVar[frozenset[str]] = frozenset(
         {"application/json", FORM_MEDIA_TYPE}

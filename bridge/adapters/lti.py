@@ -105,6 +105,8 @@ class ScoreSchema(Schema):
 class LtiAgsAdapter(BaseAdapter):
     """Turn one LTI AGS score publish into one progress event."""
 
+    option_keys = frozenset({"activity_from", "course_id"})
+
     name = "lti-ags"
     content_types = frozenset({SCORE_MEDIA_TYPE, "application/json"})
 

@@ -90,6 +90,8 @@ class Report:
 class ScormCloudAdapter(BaseAdapter):
     """Turn a SCORM Cloud postback or Engine webhook into one progress event."""
 
+    option_keys = frozenset({"regid_pattern"})
+
     name = "scorm-cloud"
     content_types = frozenset({FORM, "application/json"}) | XML_TYPES
 

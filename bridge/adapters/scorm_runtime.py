@@ -89,6 +89,8 @@ ACTIVITY_PATHS = ("courseId", "activityId")
 class ScormRuntimeAdapter(BaseAdapter):
     """Turn one SCORM runtime commit into one progress event."""
 
+    option_keys = frozenset({"learner", "course_id"})
+
     name = "scorm-runtime"
     content_types = frozenset({"application/json", TEXT, FORM})
 

@@ -86,6 +86,8 @@ class Outcome:
 class XapiAdapter(BaseAdapter):
     """Read xAPI statements posted as JSON, one or an array per request."""
 
+    option_keys = frozenset({"failed_policy"})
+
     name = "xapi"
     content_types: ClassVar[frozenset[str]] = frozenset({"application/json"})
     statement_schema: ClassVar[type[Schema]] = StatementSchema

@@ -85,6 +85,7 @@ def main(ctx: click.Context) -> None:
 def register_commands() -> None:
     """Attach every command group to the root group."""
     from bridge.cli.db import db
+    from bridge.cli.deliveries import deliveries
     from bridge.cli.demo import demo
     from bridge.cli.elms import elms
     from bridge.cli.events import events
@@ -99,7 +100,7 @@ def register_commands() -> None:
 
     commands = (
         serve, worker, run, demo, sandbox, elms, sources, events, mappings,
-        subscriptions, watch, db, settings,
+        subscriptions, deliveries, watch, db, settings,
     )  # fmt: skip
     for command in commands:
         main.add_command(command)

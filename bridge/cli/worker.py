@@ -25,6 +25,7 @@ def worker(ctx: click.Context, once: bool) -> None:
     SIGTERM (or Ctrl-C) stops claiming new events, lets the call in flight
     finish, gives back unstarted claims, and exits.
     """
+    from bridge.jobs.deliver import Deliverer, DeliveryConfig
     from bridge.jobs.scheduler import build_scheduler
     from bridge.worker import build_dispatcher, build_poller
 
@@ -44,7 +45,10 @@ def worker(ctx: click.Context, once: bool) -> None:
         return
 
     poller = build_poller(settings, store, dispatcher.worker)
-    scheduler = build_scheduler(settings, store, dispatcher, poller)
+    deliverer = Deliverer(
+        store, worker=dispatcher.worker, config=DeliveryConfig.from_settings(settings)
+    )
+    scheduler = build_scheduler(settings, store, dispatcher, poller, deliverer)
     stop_requested = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
@@ -61,5 +65,6 @@ def worker(ctx: click.Context, once: bool) -> None:
     while not stop_requested.wait(1.0):
         pass
     scheduler.shutdown(wait=True)
+    deliverer.close()
     store.dispose()
     logger.info("worker %s: stopped", dispatcher.worker)

@@ -21,6 +21,7 @@ from bridge.jobs.heartbeat import beat
 
 if TYPE_CHECKING:
     from bridge.config import Settings
+    from bridge.jobs.deliver import Deliverer
     from bridge.jobs.dispatch import Dispatcher
     from bridge.jobs.poll import Poller
     from bridge.store.db import Store
@@ -41,6 +42,7 @@ def build_scheduler(
     store: Store,
     dispatcher: Dispatcher,
     poller: Poller | None = None,
+    deliverer: Deliverer | None = None,
 ) -> BackgroundScheduler:
     """Return a scheduler with the dispatch, probe, poll and heartbeat jobs."""
     scheduler = BackgroundScheduler(
@@ -60,6 +62,15 @@ def build_scheduler(
         id="auth-probe",
         seconds=settings.auth_probe_interval,
     )
+    if deliverer is not None:
+        # wait=False: a pass must not wait for its slowest subscriber.
+        scheduler.add_job(
+            deliverer.run_once,
+            "interval",
+            id="deliver",
+            seconds=settings.dispatch_interval,
+            kwargs={"wait": False},
+        )
     if poller is not None:
         scheduler.add_job(
             poller.run_once, "interval", id="poll", seconds=POLL_TICK_SECONDS
