@@ -17,10 +17,12 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bridge.errors import InboundError
+from bridge.store.writers import FileTurn
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -48,6 +50,9 @@ class GroupCommitter:
     def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
         self.store = store
         self.max_batch = max_batch
+        database = store.engine.url.database or ""
+        on_file = database not in ("", ":memory:")
+        self._file_turn = FileTurn(database) if on_file else None
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._pid = 0
@@ -88,7 +93,7 @@ class GroupCommitter:
         """Write a batch in one transaction; on a failure, write jobs one by one."""
         outcomes: list[IntakeOutcome | InboundError] = []
         try:
-            with self.store.session() as session:
+            with self._turn(), self.store.session() as session:
                 for job in batch:
                     outcomes.append(self._attempt(job, session))
         except Exception:  # noqa: BLE001 - each job is retried alone below
@@ -106,6 +111,10 @@ class GroupCommitter:
                 job.done.set_exception(outcome)
             else:
                 job.done.set_result(outcome)
+
+    def _turn(self) -> AbstractContextManager[None]:
+        """Return the cross-process write turn (a no-op for a memory database)."""
+        return self._file_turn.hold() if self._file_turn else nullcontext()
 
     @staticmethod
     def _attempt(job: _Job, session: Session) -> IntakeOutcome | InboundError:
