@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.clitools import bridge, clean_env, error_lines
+
 FILE_PASSWORD = "file-pw-5521"
 ENV_PASSWORD = "env-pw-8830"
 ADDED_PASSWORD = "added-pw-4417"
@@ -20,28 +18,6 @@ AUTH_TYPE_SENTENCE = (
     "error: {name}.auth.type: must be one of none, hmac, standard-webhooks, "
     'basic, bearer, scorm-cloud-form; got "{given}"'
 )
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    env.update(extra)
-    return env
-
-
-def bridge(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
-    """Return the lines the CLI printed as errors (log lines left out)."""
-    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
 @pytest.fixture
