@@ -47,6 +47,7 @@ DEFAULT_DELIVERY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 DEFAULT_DELIVERY_DISABLE_AFTER = 5 * 24 * 3600.0
 DEFAULT_ROTATION_GRACE = 24 * 3600.0
 DEFAULT_SANDBOX_PORT = 8081
+DEFAULT_RECEIVER_PORT = 8082
 DEFAULT_SANDBOX_SITE = "demo"
 DEFAULT_SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the local stand-in's token
 
@@ -256,6 +257,8 @@ FIELDS: tuple[Field, ...] = (
           "Site id of the local sandbox."),
     Field("sandbox_token", parse_str, DEFAULT_SANDBOX_TOKEN,
           "Token of the local sandbox.", secret=True),
+    Field("receiver_port", ranged(int, 1, 65535), DEFAULT_RECEIVER_PORT,
+          "Port of the local webhook receiver that `make run` starts."),
 )  # fmt: skip
 
 
@@ -304,6 +307,7 @@ class Settings:
     sandbox_port: int = DEFAULT_SANDBOX_PORT
     sandbox_site: str = DEFAULT_SANDBOX_SITE
     sandbox_token: str = DEFAULT_SANDBOX_TOKEN
+    receiver_port: int = DEFAULT_RECEIVER_PORT
 
     def __repr__(self) -> str:
         shown = []
@@ -366,8 +370,14 @@ def check_combinations(values: Mapping[str, Any]) -> list[str]:
         problems.append("BRIDGE_ELMS_TOKEN: must be set when BRIDGE_ELMS_URL is set")
 
     port = values.get("port", DEFAULT_PORT)
-    if port == values.get("sandbox_port", DEFAULT_SANDBOX_PORT):
+    sandbox_port = values.get("sandbox_port", DEFAULT_SANDBOX_PORT)
+    if port == sandbox_port:
         problems.append(f"BRIDGE_SANDBOX_PORT: must differ from BRIDGE_PORT ({port})")
+    if values.get("receiver_port", DEFAULT_RECEIVER_PORT) in (port, sandbox_port):
+        problems.append(
+            "BRIDGE_RECEIVER_PORT: must differ from BRIDGE_PORT and "
+            f"BRIDGE_SANDBOX_PORT ({port}, {sandbox_port})"
+        )
 
     backoff = values.get("dispatch_backoff", DEFAULT_DISPATCH_BACKOFF)
     if values.get("dispatch_backoff_max", DEFAULT_DISPATCH_BACKOFF_MAX) < backoff:
@@ -379,7 +389,9 @@ def check_combinations(values: Mapping[str, Any]) -> list[str]:
 
 
 # Variables read by other parts (tests, tools), not settings of the process.
-EXTRA_VARIABLES = frozenset({"BRIDGE_TEST_DATABASE_URL"})
+# BRIDGE_RECEIVER_SECRET carries the receiver's secret from `run` to its child,
+# so the secret stays out of the process list.
+EXTRA_VARIABLES = frozenset({"BRIDGE_TEST_DATABASE_URL", "BRIDGE_RECEIVER_SECRET"})
 
 
 def setting_names() -> list[str]:

@@ -134,10 +134,11 @@ def test_download_writes_the_zip(sandbox_process, tmp_path):
 
 
 def test_run_starts_web_worker_and_sandbox_and_its_curl_line_works(tmp_path):
-    web_port, sandbox_port = free_port(), free_port()
+    web_port, sandbox_port, receiver_port = free_port(), free_port(), free_port()
     env = clean_env(
         BRIDGE_PORT=str(web_port),
         BRIDGE_SANDBOX_PORT=str(sandbox_port),
+        BRIDGE_RECEIVER_PORT=str(receiver_port),
         BRIDGE_DATABASE_URL=f"sqlite:///{tmp_path}/bridge.db",
         BRIDGE_WEB_WORKERS="1",
     )
@@ -165,6 +166,9 @@ def test_run_starts_web_worker_and_sandbox_and_its_curl_line_works(tmp_path):
             ),
             10,
         )
+        received = wait_until(
+            lambda: "progress.completed user=" in log_path.read_text(), 30
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -176,6 +180,8 @@ def test_run_starts_web_worker_and_sandbox_and_its_curl_line_works(tmp_path):
 
     assert '"kind":"completed"' in tried.stdout
     assert completed, output
+    assert received, output
+    assert "(signature ok)" in output
     assert "BRIDGE_ELMS_URL is unset; starting the sandbox" in output
     assert "run: started worker" in output
     assert process.returncode == 0

@@ -90,6 +90,7 @@ def register_commands() -> None:
     from bridge.cli.elms import elms
     from bridge.cli.events import events
     from bridge.cli.mappings import mappings
+    from bridge.cli.receiver import receiver
     from bridge.cli.sandbox import sandbox
     from bridge.cli.serve import run, serve
     from bridge.cli.settings import settings
@@ -99,7 +100,7 @@ def register_commands() -> None:
     from bridge.cli.worker import worker
 
     commands = (
-        serve, worker, run, demo, sandbox, elms, sources, events, mappings,
+        serve, worker, run, demo, sandbox, receiver, elms, sources, events, mappings,
         subscriptions, deliveries, watch, db, settings,
     )  # fmt: skip
     for command in commands:

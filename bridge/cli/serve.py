@@ -5,13 +5,20 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from bridge.cli import get_settings
+from bridge.cli.receiver import SECRET_ENV
 from bridge.config import Settings
 from bridge.errors import ConfigError
+from bridge.outbound_types import ANY_EVENT_TYPE
+from bridge.signing import new_secret
 from bridge.supervisor import Part, Supervisor, wait_until_healthy
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +63,8 @@ TRY_STATEMENT = (
     '"object": {"id": "http://example.com/courses/fire-safety"}, '
     '"result": {"score": {"scaled": 0.85}}}'
 )
+LOOPBACK_NETWORK = "127.0.0.0/8"
+RECEIVER_NOTE = "the local receiver of `make run`"
 
 
 @click.command()
@@ -64,7 +73,8 @@ def run(ctx: click.Context) -> None:
     """Run web and worker, and the sandbox when BRIDGE_ELMS_URL is unset.
 
     With the sandbox, and no sources or mappings file set, the local ones in
-    deploy/local make the sandbox's seeded users and courses reachable.
+    deploy/local make the sandbox's seeded users and courses reachable. A
+    local receiver, subscribed to every event type, logs each delivery.
     """
     settings = get_settings(ctx)
     parts = []
@@ -79,6 +89,7 @@ def run(ctx: click.Context) -> None:
         sandbox_args = ["sandbox", "--port", str(settings.sandbox_port)]
         sandbox_args += ["--site", settings.sandbox_site]
         parts.append(Part("sandbox", sandbox_args, env=env))
+        parts.append(receiver_part(settings))
     parts.append(Part("web", ["serve"], env=env))
     parts.append(Part("worker", ["worker"], env=env))
 
@@ -101,7 +112,54 @@ def sandbox_environment(settings: Settings) -> dict[str, str]:
         env["BRIDGE_SOURCES_FILE"] = str(LOCAL_CONFIG / "sources.yaml")
     if not settings.mappings_file:
         env["BRIDGE_MAPPINGS_FILE"] = str(LOCAL_CONFIG / "mappings.yaml")
+
+    networks = dict.fromkeys((*settings.allow_private_targets, LOOPBACK_NETWORK))
+    env["BRIDGE_ALLOW_PRIVATE_TARGETS"] = ",".join(networks)
     return env
+
+
+def receiver_part(settings: Settings) -> Part:
+    """Subscribe the local receiver to every event type; return its part.
+
+    Each run signs with a fresh secret: the receiver's subscription, found
+    by its URL, is added the first time and re-keyed (no grace) after.
+    The secret reaches the child in its environment, not its arguments.
+    """
+    from bridge.store.db import create_store
+    from bridge.store.migrate import upgrade
+
+    url = f"http://127.0.0.1:{settings.receiver_port}/"
+    secret = new_secret()
+    upgrade(settings.database_url)
+    store = create_store(settings.database_url)
+    with store.session() as session:
+        subscription_id = subscribe_receiver(session, url, secret)
+
+    logger.info("run: receiver at %s (subscription %s)", url, subscription_id)
+    args = ["receiver", "--port", str(settings.receiver_port)]
+    return Part("receiver", args, env={SECRET_ENV: secret})
+
+
+def subscribe_receiver(session: Session, url: str, secret: str) -> str:
+    """Add or re-key the receiver's subscription to ``*``; return its id."""
+    from bridge.store import subscription_queries as queries
+
+    for row in queries.list_subscriptions(session):
+        if row.url == url:
+            queries.update_subscription(
+                session, row.id, event_types=[ANY_EVENT_TYPE], enabled=True
+            )
+            queries.rotate_secret(session, row.id, grace_seconds=0, new_secret=secret)
+            return row.id
+
+    row = queries.add_subscription(
+        session,
+        url=url,
+        event_types=[ANY_EVENT_TYPE],
+        description=RECEIVER_NOTE,
+        secret=secret,
+    )
+    return row.id
 
 
 def announce(base: str, settings: Settings, *, sandboxed: bool) -> None:
@@ -119,4 +177,7 @@ def announce(base: str, settings: Settings, *, sandboxed: bool) -> None:
         "%s/hooks/storyline -d '%s'",
         base,
         TRY_STATEMENT,
+    )
+    logger.info(
+        "run: deliveries to the local receiver are logged as 'receiver: ...' lines"
     )
