@@ -21,6 +21,7 @@ from bridge.store import queries
 if TYPE_CHECKING:
     from bridge.adapters.base import BaseAdapter
     from bridge.store.db import Store
+    from bridge.store.models import SourceRow
 
 logger = logging.getLogger(__name__)
 
@@ -112,15 +113,14 @@ class SourceRegistry:
         return channels
 
 
-def stored_source_dict(row: Any) -> dict[str, Any]:
+def stored_source_dict(row: SourceRow) -> dict[str, Any]:
     """Return the dict a stored source row describes, as sources.py reads it."""
-    data = {
+    data: dict[str, Any] = {
         "name": row.name,
         "format": row.format,
         "auth": dict(row.auth),
         "options": dict(row.options),
     }
-    limit = getattr(row, "max_body_bytes", None)
-    if limit is not None:
-        data["max_body_bytes"] = limit
+    if row.max_body_bytes is not None:
+        data["max_body_bytes"] = row.max_body_bytes
     return data

@@ -52,15 +52,13 @@ def build_poller(settings: Settings, store: Store, worker: str) -> Poller:
     Its client does not retry by itself: a 503 must reach the poller at once
     so it can slow the whole pass down, honouring ``Retry-After``.
     """
-    client = OpenElmsClient.from_settings(settings)
     quiet = OpenElmsClient(
-        client.base_url,
+        str(settings.elms_url),
         str(settings.elms_token),
         retries=0,
         connect_timeout=settings.elms_connect_timeout,
         read_timeout=settings.elms_read_timeout,
     )
-    client.close()
     return Poller(
         store, quiet, worker=worker, intervals=PollConfig.from_settings(settings)
     )

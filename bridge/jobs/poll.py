@@ -76,25 +76,13 @@ class PollConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PollConfig:
-        """Return the poll settings, keeping defaults for those not defined.
-
-        Reads ``poll_interval_in_progress``, ``poll_interval_not_attempted``,
-        ``poll_reconcile_interval``, ``poll_max_calls`` and ``poll_rate``
-        once ``config.py`` defines them as ``BRIDGE_POLL_*`` settings.
-        """
-        default = cls()
+        """Return the poll settings from their ``BRIDGE_POLL_*`` variables."""
         return cls(
-            interval_in_progress=getattr(
-                settings, "poll_interval_in_progress", default.interval_in_progress
-            ),
-            interval_not_attempted=getattr(
-                settings, "poll_interval_not_attempted", default.interval_not_attempted
-            ),
-            reconcile_interval=getattr(
-                settings, "poll_reconcile_interval", default.reconcile_interval
-            ),
-            max_calls=getattr(settings, "poll_max_calls", default.max_calls),
-            rate=getattr(settings, "poll_rate", default.rate),
+            interval_in_progress=settings.poll_interval_in_progress,
+            interval_not_attempted=settings.poll_interval_not_attempted,
+            reconcile_interval=settings.poll_reconcile_interval,
+            max_calls=settings.poll_max_calls,
+            rate=settings.poll_rate,
         )
 
 
