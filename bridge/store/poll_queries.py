@@ -21,14 +21,14 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.elms_shapes import Status
-from bridge.outbound_types import ANY_EVENT_TYPE, EventType
+from bridge.outbound_types import EventType
 from bridge.store.outbound_models import (
     DeliveryModel,
     OutboundEventModel,
-    SubscriptionModel,
     TrackedPairModel,
     WatchScopeModel,
 )
+from bridge.store.subscription_queries import matching_subscriptions
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -397,6 +397,7 @@ def insert_outbound_event(
     )
     session.flush()  # the deliveries' foreign key needs the event first
 
+    # One rule for every writer: subscription_queries decides who wants what.
     for subscription in matching_subscriptions(session, event_type, learning_id):
         session.add(
             DeliveryModel(
@@ -411,35 +412,6 @@ def insert_outbound_event(
             )
         )
     return event_id
-
-
-def matching_subscriptions(
-    session: Session, event_type: str, learning_id: str | None
-) -> list[SubscriptionModel]:
-    """Return the enabled subscriptions that want this type and learning.
-
-    The JSON lists are matched here rather than in SQL: the two backends
-    query JSON differently, and the subscriptions table stays small.
-    """
-    query = select(SubscriptionModel).where(SubscriptionModel.enabled.is_(True))
-    return [
-        subscription
-        for subscription in session.scalars(query)
-        if wants(subscription, event_type, learning_id)
-    ]
-
-
-def wants(
-    subscription: SubscriptionModel, event_type: str, learning_id: str | None
-) -> bool:
-    """Tell whether a subscription's filters let an event through."""
-    types = subscription.event_types or []
-    if event_type not in types and ANY_EVENT_TYPE not in types:
-        return False
-    if not subscription.learning_ids:
-        return True
-    wanted = {str(item) for item in subscription.learning_ids}
-    return learning_id is not None and learning_id in wanted
 
 
 def describe_user(user_id: str, user: dict[str, Any] | None) -> dict[str, Any]:

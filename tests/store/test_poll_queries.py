@@ -314,3 +314,30 @@ def test_failed_inbound_event_is_announced_to_its_subscribers(store):
         "reason": "no user nobody@example.org",
     }
     assert [d.subscription_id for d in deliveries] == [wanted]
+
+
+def test_notices_about_no_learning_reach_learning_filtered_subscribers(store):
+    """A learning filter narrows progress events, not the bridge's own notices."""
+    filtered = add_subscription(
+        store, ["bridge.subscription_disabled"], learning_ids=["9"]
+    )
+    other_type = add_subscription(store, ["progress.completed"], learning_ids=["9"])
+    payload = {"type": "bridge.subscription_disabled", "reason": "test"}
+
+    with store.session() as session:
+        event_id = pq.insert_outbound_event(
+            session,
+            event_type="bridge.subscription_disabled",
+            payload=payload,
+            user_id=None,
+            learning_id=None,
+            inbound_event_id=None,
+            now=T0,
+        )
+    with store.session(write=False) as session:
+        deliveries = list(session.scalars(select(DeliveryModel)))
+
+    assert [(d.outbound_event_id, d.subscription_id) for d in deliveries] == [
+        (event_id, filtered)
+    ]
+    assert other_type not in {d.subscription_id for d in deliveries}
