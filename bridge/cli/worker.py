@@ -25,7 +25,11 @@ def worker(ctx: click.Context, once: bool) -> None:
     SIGTERM (or Ctrl-C) stops claiming new events, lets the call in flight
     finish, gives back unstarted claims, and exits.
     """
+    # Before the imports below: they load the metrics (see metrics_dir).
+    prepare_metrics(get_settings(ctx).metrics_dir, "worker")
+
     from bridge.jobs.deliver import Deliverer, DeliveryConfig
+    from bridge.jobs.groups import GroupMembership
     from bridge.jobs.scheduler import build_scheduler
     from bridge.worker import build_dispatcher, build_poller
 
@@ -46,7 +50,10 @@ def worker(ctx: click.Context, once: bool) -> None:
 
     poller = build_poller(settings, store, dispatcher.worker)
     deliverer = Deliverer(
-        store, worker=dispatcher.worker, config=DeliveryConfig.from_settings(settings)
+        store,
+        worker=dispatcher.worker,
+        config=DeliveryConfig.from_settings(settings),
+        membership=GroupMembership(dispatcher.client),
     )
     scheduler = build_scheduler(settings, store, dispatcher, poller, deliverer)
     stop_requested = threading.Event()

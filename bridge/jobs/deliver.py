@@ -38,6 +38,7 @@ from bridge.config import (
     DEFAULT_DELIVERY_SCHEDULE,
     DEFAULT_DELIVERY_TIMEOUT,
 )
+from bridge.errors import ElmsError
 from bridge.jobs.dispatch import Clock, utc_now
 from bridge.signing import delivery_headers
 from bridge.ssrf import UnsafeTargetError, check_target
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from bridge.config import Settings
+    from bridge.jobs.groups import GroupMembership
     from bridge.store.db import Store
     from bridge.store.subscription_queries import SubscriptionRow
 
@@ -60,6 +62,7 @@ DEFAULT_JITTER = 0.2  # ±20 %, as the Standard Webhooks reference schedule
 THROTTLE_STATUSES = frozenset({429, 503})
 GONE = 410
 USER_AGENT = f"openelms-bridge/{__version__}"
+MEMBERSHIP_RETRY_SECONDS = 60.0  # wait when Open ELMS cannot say who is in a group
 
 
 def parse_schedule(text: str) -> tuple[float, ...]:
@@ -162,8 +165,10 @@ class Deliverer:
         config: DeliveryConfig | None = None,
         clock: Clock = utc_now,
         session: requests.Session | None = None,
+        membership: GroupMembership | None = None,
     ) -> None:
         self.store = store
+        self.membership = membership
         self.worker = worker
         self.config = config or DeliveryConfig()
         self.clock = clock
@@ -275,6 +280,8 @@ class Deliverer:
         if subscription is None:
             self.release(job)
             return
+        if not self.passes_group_filter(job, subscription):
+            return
         try:
             check_target(job.url, self.config.allowed_targets)
         except UnsafeTargetError as exc:
@@ -289,6 +296,48 @@ class Deliverer:
         result = post(self.http, job.url, body, headers, self.config.timeout)
 
         self.record(job, attempted_at, result, result.verdict)
+
+    def passes_group_filter(
+        self, job: DeliveryJob, subscription: SubscriptionRow
+    ) -> bool:
+        """Return True to send; otherwise settle or postpone the delivery here.
+
+        Events about no user (the bridge's own notices) pass, as they pass
+        a learning filter. Without a way to ask Open ELMS (no membership
+        reader given) the filter cannot be applied, and the event is sent.
+        """
+        group = subscription.user_group_id
+        user_id = user_of(job.payload)
+        if group is None or user_id is None or self.membership is None:
+            return True
+
+        now = self.clock()
+        try:
+            member = self.membership.contains(group, user_id)
+        except ElmsError as exc:
+            reason = f"group {group} membership unknown: {exc}"
+            until = now + timedelta(seconds=MEMBERSHIP_RETRY_SECONDS)
+            with self.store.session() as session:
+                dq.postpone(
+                    session,
+                    job.id,
+                    worker=self.worker,
+                    now=now,
+                    until=until,
+                    reason=reason,
+                )
+            logger.warning("delivery %s: postponed: %s", job.id, reason)
+            return False
+        if member:
+            return True
+
+        reason = f"user {user_id} is not in group {group}"
+        with self.store.session() as session:
+            dq.mark_filtered(
+                session, job.id, worker=self.worker, now=now, reason=reason
+            )
+        logger.info("delivery %s: filtered out: %s", job.id, reason)
+        return False
 
     def release(self, job: DeliveryJob) -> None:
         """Give back a claimed delivery without an attempt."""
@@ -448,6 +497,14 @@ class Deliverer:
     def failing_too_long(self, failing_since: datetime, now: datetime) -> bool:
         """Say whether a subscription has failed for longer than allowed."""
         return (now - failing_since).total_seconds() > self.config.disable_after
+
+
+def user_of(payload: dict[str, Any]) -> str | None:
+    """Return the id of the user an event is about, or None for a notice."""
+    user = payload.get("user")
+    if isinstance(user, dict) and user.get("id") is not None:
+        return str(user["id"])
+    return None
 
 
 def encode_body(payload: dict[str, Any]) -> bytes:

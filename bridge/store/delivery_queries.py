@@ -45,6 +45,7 @@ class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    FILTERED = "filtered"  # the subscription's user group does not hold the user
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,32 @@ def mark_failed(
     }
     if count_attempt:
         values["attempts"] = DeliveryModel.attempts + 1
+    return owned_update(session, delivery_id, worker, now, values)
+
+
+def mark_filtered(
+    session: Session, delivery_id: str, *, worker: str, now: datetime, reason: str
+) -> bool:
+    """Settle a delivery its subscription's group filter keeps out; no attempt."""
+    values = {
+        "status": DeliveryStatus.FILTERED.value,
+        "next_attempt_at": None,
+        "last_error": reason,
+    }
+    return owned_update(session, delivery_id, worker, now, values)
+
+
+def postpone(
+    session: Session,
+    delivery_id: str,
+    *,
+    worker: str,
+    now: datetime,
+    until: datetime,
+    reason: str,
+) -> bool:
+    """Try a delivery again later without counting an attempt (nothing was sent)."""
+    values = {"next_attempt_at": until, "last_error": reason}
     return owned_update(session, delivery_id, worker, now, values)
 
 
