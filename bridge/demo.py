@@ -38,6 +38,12 @@ from bridge.demo_checks import (
     judge,
     load_expectations,
 )
+from bridge.demo_outbound import (
+    DemoReceiver,
+    outbound_of,
+    outbound_problems,
+    wait_delivered,
+)
 from bridge.demo_processes import (
     LOOPBACK,
     ChildProcesses,
@@ -119,6 +125,7 @@ def run_demo(
                 f"(Open ELMS sandbox at {bench.elms_url})"
             )
             runs = [bench.run_sample(e, options.samples_dir) for e in expectations]
+            bench.collect_outbound(runs)
     finally:
         bench.stop()
         if options.keep:
@@ -185,6 +192,7 @@ class DemoBench:
         self.elms_url = f"{self.sandbox_root}/{SANDBOX_SITE}/backend"
         self.web_url = f"http://{LOOPBACK}:{self.web_port}"
         self.first_seen: dict[str, str] = {}
+        self.receiver = DemoReceiver()
 
     # Start and stop
 
@@ -199,6 +207,8 @@ class DemoBench:
         self.processes.spawn("sandbox", sandbox, env)
         self.processes.wait_ready("sandbox", f"{self.sandbox_root}/_sandbox/faults")
         self.create_users()
+        self.receiver.start()
+        self.receiver.subscribe(self.store)
 
         web = ["serve", "--host", LOOPBACK, "--port", str(self.web_port)]
         self.processes.spawn("web", [*web, "--workers", "1"], env)
@@ -211,6 +221,7 @@ class DemoBench:
     def stop(self) -> None:
         """Stop every part and close the store."""
         self.processes.stop()
+        self.receiver.stop()
         self.store.dispose()
 
     def child_env(self) -> dict[str, str]:
@@ -225,6 +236,8 @@ class DemoBench:
                 "BRIDGE_ELMS_TOKEN": self.token,
                 "BRIDGE_SANDBOX_TOKEN": self.token,
                 "BRIDGE_DISPATCH_INTERVAL": DISPATCH_INTERVAL,
+                # The demo's receiver listens on loopback.
+                "BRIDGE_ALLOW_PRIVATE_TARGETS": f"{LOOPBACK}/32",
             }
         )
         return env
@@ -250,6 +263,25 @@ class DemoBench:
         for event_id in listed_event_ids(run.answers):
             run.events.append(self.outcome_of(event_id, expectation.file, logged))
         return run
+
+    def collect_outbound(self, runs: list[SampleRun]) -> None:
+        """Wait for the deliveries, then note each sample's outbound events.
+
+        An event stored once for two samples is counted on the first.
+        """
+        if not wait_delivered(self.store, DRAIN_TIMEOUT):
+            logger.warning("demo: deliveries still pending after %ss", DRAIN_TIMEOUT)
+        with self.session() as session:
+            for run in runs:
+                sample = run.expectation.file
+                own = [
+                    event_id
+                    for event_id in listed_event_ids(run.answers)
+                    if self.first_seen.get(event_id) == sample
+                ]
+                run.outbound = outbound_of(session, own, self.receiver)
+                failed = sum(1 for event_id in own if ended_failed(session, event_id))
+                run.problems.extend(outbound_problems(run.outbound, failed))
 
     def post(self, expectation: Expectation, body: bytes) -> Answer:
         """Post one request of a sample to its source's hook.
@@ -359,6 +391,13 @@ def listed_event_ids(answers: list[Answer]) -> list[str]:
         if 200 <= answer.status < 300
         for event in answer.body.get("events", [])
     ]
+
+
+def ended_failed(session: Session, event_id: str) -> bool:
+    """Tell whether an event ended failed or unresolved (and so is announced)."""
+    row = queries.get_event(session, event_id)
+    failed = (EventStatus.FAILED, EventStatus.UNRESOLVED)
+    return row is not None and row.status in failed
 
 
 def describe_outcome(row: EventRow) -> str:

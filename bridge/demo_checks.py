@@ -14,11 +14,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from bridge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bridge.demo_outbound import OutboundOutcome
 
 ENTRY_KEYS = frozenset(
     {
@@ -110,6 +113,7 @@ class SampleRun:
     expectation: Expectation
     answers: list[Answer] = field(default_factory=list)
     events: list[EventOutcome] = field(default_factory=list)
+    outbound: list[OutboundOutcome] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -127,6 +131,7 @@ class SampleRun:
                 {"kind": e.kind, "score": e.score, "call": e.call} for e in self.events
             ],
             "rejection": rejection_text(self.answers) or None,
+            "outbound": [item.to_dict() for item in self.outbound],
             "ok": self.ok,
             "problems": self.problems,
             "why": self.expectation.why,

@@ -10,6 +10,16 @@ if TYPE_CHECKING:
     from bridge.demo_checks import SampleRun
 
 HEADINGS = ("RESULT", "SAMPLE", "FORMAT", "HTTP", "KIND", "SCORE", "OPEN ELMS CALL")
+OUTBOUND_HEADINGS = (
+    "SAMPLE",
+    "OUTBOUND EVENT",
+    "USER",
+    "LEARNING",
+    "STATUS",
+    "SCORE",
+    "CAUSE",
+    "RECEIVED",
+)
 
 
 def render_table(runs: list[SampleRun]) -> list[str]:
@@ -22,11 +32,49 @@ def render_table(runs: list[SampleRun]) -> list[str]:
     for run in runs:
         rows.extend(sample_rows(run))
 
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADINGS) - 1)]
-    lines = [format_row(row, widths) for row in rows]
+    lines = format_rows(rows)
+    lines.append("")
+    lines.extend(outbound_lines(runs))
     lines.append("")
     lines.extend(summary_lines(runs))
     return lines
+
+
+def outbound_lines(runs: list[SampleRun]) -> list[str]:
+    """Return the table of outbound events per sample, and a count line.
+
+    RECEIVED says how many verified deliveries the demo's subscriber got.
+    """
+    rows: list[tuple[str, ...]] = [OUTBOUND_HEADINGS]
+    for run in runs:
+        for index, item in enumerate(run.outbound):
+            sample = run.expectation.file if index == 0 else ""
+            received = "yes" if item.received == 1 else f"{item.received} times"
+            cells = (item.type, item.user, item.learning, item.status)
+            rows.append(
+                (sample, *cells, format_score(item.score), item.cause, received)
+            )
+
+    produced = [run for run in runs if run.outbound]
+    total = sum(len(run.outbound) for run in runs)
+    received_once = sum(
+        1 for run in runs for item in run.outbound if item.received == 1
+    )
+    count = (
+        f"{total} outbound events from {len(produced)} samples "
+        f"({len(runs) - len(produced)} produced none); "
+        f"{received_once} received once with a verified signature"
+    )
+    if total == 0:
+        return [count]
+    return [*format_rows(rows), "", count]
+
+
+def format_rows(rows: list[tuple[str, ...]]) -> list[str]:
+    """Return rows with every column but the last padded to its widest cell."""
+    columns = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(columns)]
+    return [format_row(row, widths) for row in rows]
 
 
 def sample_rows(run: SampleRun) -> list[tuple[str, ...]]:

@@ -9,6 +9,7 @@ the signature holds, 401 when it does not.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, request
@@ -30,8 +31,15 @@ class QuietRequestHandler(WSGIRequestHandler):
         """Log nothing for a served request."""
 
 
-def create_app(secret: str) -> Flask:
-    """Return a Flask app that verifies and logs deliveries signed with secret."""
+OnDelivery = Callable[[str, Any], None]
+
+
+def create_app(secret: str, on_delivery: OnDelivery | None = None) -> Flask:
+    """Return a Flask app that verifies and logs deliveries signed with secret.
+
+    ``on_delivery`` (the demo's tally) is called with the webhook id and
+    payload of each delivery whose signature holds.
+    """
     webhook = Webhook(secret)
     app = Flask(__name__)
 
@@ -48,6 +56,8 @@ def create_app(secret: str) -> Flask:
             return Response(status=401)
 
         logger.info("receiver: %s %s (signature ok)", webhook_id, describe(payload))
+        if on_delivery is not None:
+            on_delivery(webhook_id, payload)
         return Response(status=204)
 
     return app

@@ -83,6 +83,11 @@ def test_demo_over_shared_samples_prints_every_sample_and_exits_0():
     for name in names:
         assert any(f"ok      {name} " in row for row in rows), name
     assert f"{len(names)} samples: {len(names)} as expected, 0 not" in result.stdout
+    counted = (
+        "20 outbound events from 18 samples (28 produced none); "
+        "20 received once with a verified signature"
+    )
+    assert counted in result.stdout
 
 
 @pytest.mark.timeout(300)
@@ -128,3 +133,30 @@ def test_demo_refuses_a_sample_without_expectation_before_starting(tmp_path):
     assert result.returncode == 2
     assert "xapi/unlisted.json" in result.stderr
     assert "has no expectation" in result.stderr
+
+
+@pytest.mark.timeout(300)
+def test_demo_json_lists_each_samples_outbound_events_as_received(tmp_path):
+    samples = copy_fixtures(tmp_path)
+    expectations = write_expectations(tmp_path, {})
+
+    result = run_demo(
+        "--samples", str(samples), "--expectations", str(expectations), "--json"
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {row["sample"]: row for row in map(json.loads, result.stdout.splitlines())}
+    outbound = {
+        name: [
+            (o["type"], o["user"], o["learning"], o["status"], o["score"], o["cause"])
+            for o in row["outbound"]
+        ]
+        for name, row in rows.items()
+    }
+    assert outbound == {
+        COPIED[0]: [("progress.completed", "1", "1", "completed", 95.0, "inbound")],
+        COPIED[1]: [],
+        COPIED[2]: [("progress.started", "18", "4", "in progress", None, "inbound")],
+    }
+    received = [o["received"] for row in rows.values() for o in row["outbound"]]
+    assert received == [1, 1]
