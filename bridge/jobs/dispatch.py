@@ -258,6 +258,7 @@ class Dispatcher:
                 elms_call=call,
                 user_id=user_id,
                 learning_id=learning_id,
+                count_attempt=call is not None,
             )
             if finished and call is not None:
                 announce_inbound(
@@ -389,6 +390,7 @@ class Dispatcher:
                 now=now,
                 reason=reason,
                 error=error,
+                count_attempt=error is not None,
             )
             if finished and status in (EventStatus.FAILED, EventStatus.UNRESOLVED):
                 announce_event_failed(

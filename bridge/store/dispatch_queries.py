@@ -185,8 +185,13 @@ def finish_event(
     user_id: str | None = None,
     learning_id: str | None = None,
     error: str | None = None,
+    count_attempt: bool = False,
 ) -> bool:
-    """Record an event's final status; False if the worker lost its lease."""
+    """Record an event's final status; False if the worker lost its lease.
+
+    ``count_attempt`` adds the Open ELMS call that ended the event (accepted
+    or refused for good) to its attempts; a skip or unresolved makes none.
+    """
     values: dict[str, Any] = {
         "status": status,
         "status_reason": reason,
@@ -202,6 +207,8 @@ def finish_event(
         values["last_error"] = error
     if status == EventStatus.DISPATCHED.value:
         values["dispatched_at"] = now
+    if count_attempt:
+        values["attempts"] = EventModel.attempts + 1
     return owned_update(session, event_id, worker, values)
 
 

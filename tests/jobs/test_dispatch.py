@@ -30,6 +30,7 @@ def test_completion_reaches_open_elms_with_its_score(stack):
     assert row.status == "dispatched"
     assert row.elms_call == f"PUT learning/{course}/{user}/complete/85"
     assert (row.user_id, row.learning_id) == (user, course)
+    assert row.attempts == 1  # the accepted call counts
 
 
 def test_complete_that_arrives_before_its_start_is_not_lost(stack):
@@ -70,6 +71,7 @@ def test_duplicate_completion_is_skipped_under_the_default_policy(stack):
 
     assert len(stack.calls()) == 1
     assert stack.event(second).status_reason == "already completed; first score kept"
+    assert stack.event(second).attempts == 0  # skipped: no call was made
 
 
 def test_best_policy_sends_a_higher_score_only(stack):
@@ -146,6 +148,8 @@ def test_outage_then_recovery_delivers_every_event(stack):
     assert all(row.last_error for row in waiting)
     assert [stack.event(i).status for i in ids] == ["dispatched", "dispatched"]
     assert len([c for c in stack.calls() if c["status"] == 200]) == 2
+    # Each refused try during the outage, plus the accepted call.
+    assert all(stack.event(i).attempts >= 2 for i in ids)
 
 
 def test_retry_after_from_a_503_sets_the_next_attempt(stack):
@@ -179,6 +183,7 @@ def test_unknown_user_id_is_failed_with_the_404(stack):
     assert row.status == "failed"
     assert "404" in row.status_reason
     assert len(stack.calls()) == 1
+    assert row.attempts == 1
 
 
 def test_auth_failure_pauses_dispatch_until_a_probe_succeeds(stack, caplog):
