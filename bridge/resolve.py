@@ -19,23 +19,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
-import threading
 import time
-from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 from bridge.elms import segment
 from bridge.errors import (
-    ConfigError,
     ElmsNotFoundError,
     ElmsShapeError,
     ElmsValidationError,
 )
+from bridge.resolve_options import (
+    PATTERN_GROUP,
+    ResolutionOptions,
+    read_resolution_options,
+    site_origin,
+)
 from bridge.store.mapping_queries import ANY_SOURCE, activity_keys, find_learning_id
+from bridge.ttl_cache import TtlCache
 
 if TYPE_CHECKING:
     from bridge.elms import OpenElmsClient
@@ -48,22 +50,8 @@ T = TypeVar("T")
 
 # A learner not found may be created in Open ELMS soon; look again sooner.
 NEGATIVE_TTL_MAX = 30.0
-# Entries kept before expired ones are swept out.
-CACHE_SWEEP_SIZE = 10_000
-LEARNER_FIELDS = ("account_name", "user_id", "email", "openid")
-PATTERN_GROUP = "learning_id"
-OPTION_KEYS = (
-    "user_id_is_elms_id",
-    "learner_field",
-    "elms_home_pages",
-    "create_missing_users",
-    "activity_pattern",
-)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _LEARNING_KEY = ("learning-names",)
 _MBOX_KEY = ("mbox-index",)
-
-Origin = tuple[str, str, int]
 
 
 @dataclass(frozen=True)
@@ -87,17 +75,6 @@ class Resolution:
 
 
 @dataclass(frozen=True)
-class ResolutionOptions:
-    """The source options that steer resolution, validated."""
-
-    user_id_is_elms_id: bool = False
-    learner_field: str | None = None
-    elms_home_pages: frozenset[Origin] = frozenset()
-    create_missing_users: bool = False
-    activity_pattern: re.Pattern[str] | None = None
-
-
-@dataclass(frozen=True)
 class _Found:
     """One side's outcome: the id, or None, and the steps tried."""
 
@@ -107,177 +84,6 @@ class _Found:
 
 class _Unresolvable(Exception):
     """A step found something that ends the search, such as two matches."""
-
-
-def resolution_option_problems(options: dict[str, Any]) -> list[str]:
-    """Return one sentence per problem with the resolution options of a source."""
-    problems = []
-    for key in ("user_id_is_elms_id", "create_missing_users"):
-        if key in options and not isinstance(options[key], bool):
-            problems.append(f"{key}: must be true or false")
-
-    field = options.get("learner_field")
-    if field is not None and field not in LEARNER_FIELDS:
-        problems.append(f"learner_field: must be one of {', '.join(LEARNER_FIELDS)}")
-    if options.get("user_id_is_elms_id") is True and field == "user_id":
-        problems.append(
-            "learner_field: user_id cannot be a username when user_id_is_elms_id "
-            "says it is the Open ELMS id"
-        )
-
-    _read_home_pages(options.get("elms_home_pages", []), problems)
-    _compile_pattern(options.get("activity_pattern"), problems)
-    return problems
-
-
-def read_resolution_options(options: dict[str, Any]) -> ResolutionOptions:
-    """Return the resolution options of a source's options.
-
-    Raises:
-        ConfigError: listing every problem with them.
-    """
-    problems = resolution_option_problems(options)
-    if problems:
-        raise ConfigError(problems)
-
-    pages = _read_home_pages(options.get("elms_home_pages", []), [])
-    pattern = _compile_pattern(options.get("activity_pattern"), [])
-    return ResolutionOptions(
-        user_id_is_elms_id=options.get("user_id_is_elms_id", False),
-        learner_field=options.get("learner_field"),
-        elms_home_pages=frozenset(pages),
-        create_missing_users=options.get("create_missing_users", False),
-        activity_pattern=pattern,
-    )
-
-
-def _read_home_pages(value: Any, problems: list[str]) -> list[Origin]:
-    """Return the origins of the ``elms_home_pages`` URLs, noting bad ones."""
-    if not isinstance(value, list):
-        problems.append("elms_home_pages: must be a list of URLs")
-        return []
-
-    origins = []
-    for index, url in enumerate(value):
-        origin = site_origin(url) if isinstance(url, str) else None
-        if origin is None:
-            problems.append(
-                f"elms_home_pages[{index}]: must be an http(s) URL with a host; "
-                f"got {url!r}"
-            )
-        else:
-            origins.append(origin)
-    return origins
-
-
-def _compile_pattern(value: Any, problems: list[str]) -> re.Pattern[str] | None:
-    """Return the compiled ``activity_pattern``, or None, noting problems."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        problems.append("activity_pattern: must be a non-empty regular expression")
-        return None
-
-    try:
-        pattern = re.compile(value)
-    except re.error as exc:
-        problems.append(f"activity_pattern: is not a valid regular expression: {exc}")
-        return None
-    if pattern.groups == 0:
-        problems.append(
-            f"activity_pattern: needs a capture group, named {PATTERN_GROUP} or "
-            "the first, giving the learning id"
-        )
-        return None
-    return pattern
-
-
-def site_origin(url: str) -> Origin | None:
-    """Return the (scheme, host, port) of an http(s) URL, or None."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return None
-    try:
-        port = parts.port or _DEFAULT_PORTS[parts.scheme]
-    except ValueError:
-        return None
-    return parts.scheme, parts.hostname.lower(), port
-
-
-class TtlCache:
-    """Keep values for a time each, and compute a missing key only once.
-
-    A thread that misses while another computes the same key waits for
-    that result (or its exception) instead of computing it again.
-    """
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._values: dict[Hashable, tuple[float, Any]] = {}
-        self._flights: dict[Hashable, Future[Any]] = {}
-
-    def get(
-        self, key: Hashable, compute: Callable[[], T], ttl: Callable[[T], float]
-    ) -> T:
-        """Return the cached value of ``key``, computing it once if missing."""
-        with self._lock:
-            kept = self._values.get(key)
-            if kept is not None and kept[0] > self.clock():
-                return kept[1]
-            flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = Future()
-
-        if not leader:
-            return flight.result()
-        return self._compute(key, flight, compute, ttl)
-
-    def _compute(
-        self,
-        key: Hashable,
-        flight: Future[Any],
-        compute: Callable[[], T],
-        ttl: Callable[[T], float],
-    ) -> T:
-        """Compute ``key`` as the leading thread and hand the result to waiters."""
-        try:
-            value = compute()
-        except BaseException as exc:
-            with self._lock:
-                del self._flights[key]
-            flight.set_exception(exc)
-            raise
-
-        seconds = ttl(value)
-        with self._lock:
-            if seconds > 0:
-                self._values[key] = (self.clock() + seconds, value)
-                self._sweep()
-            del self._flights[key]
-        flight.set_result(value)
-        return value
-
-    def discard(self, key: Hashable) -> None:
-        """Forget the value of one key."""
-        with self._lock:
-            self._values.pop(key, None)
-
-    def clear(self) -> None:
-        """Forget every value."""
-        with self._lock:
-            self._values.clear()
-
-    def _sweep(self) -> None:
-        """Drop expired values, then the oldest, when too many are kept."""
-        if len(self._values) <= CACHE_SWEEP_SIZE:
-            return
-        now = self.clock()
-        for key in [k for k, (expires, _) in self._values.items() if expires <= now]:
-            del self._values[key]
-        while len(self._values) > CACHE_SWEEP_SIZE // 2:
-            del self._values[next(iter(self._values))]
 
 
 class Resolver:

@@ -18,7 +18,8 @@ from bridge.errors import (
     ElmsShapeError,
     ElmsUnavailableError,
 )
-from bridge.resolve import Resolution, Resolver, resolution_option_problems
+from bridge.resolve import Resolution, Resolver
+from bridge.resolve_options import resolution_option_problems
 from bridge.sources import Source
 from bridge.store import create_store, migrate
 from bridge.store.mapping_queries import add_mapping, remove_mapping

@@ -7,6 +7,8 @@ from typing import Any
 
 from bridge.adapters.base import AdapterResult, BaseAdapter, InboundRequest
 from bridge.errors import ConfigError
+from bridge.resolve_options import OPTION_KEYS as RESOLUTION_OPTION_KEYS
+from bridge.resolve_options import resolution_option_problems
 
 # format name -> (module, class); imported on first use.
 _ADAPTERS: dict[str, tuple[str, str]] = {
@@ -24,16 +26,7 @@ FORMATS = tuple(_ADAPTERS)
 # Source options read by dispatch (progress rules and resolution), not by
 # the format adapter; every format accepts them.
 DISPATCH_OPTIONS = frozenset(
-    {
-        "score_policy",
-        "no_score_policy",
-        "no_score_value",
-        "user_id_is_elms_id",
-        "learner_field",
-        "elms_home_pages",
-        "create_missing_users",
-        "activity_pattern",
-    }
+    {"score_policy", "no_score_policy", "no_score_value", *RESOLUTION_OPTION_KEYS}
 )
 
 
@@ -56,7 +49,6 @@ def build_adapter(
     Raises:
         ConfigError: for an unknown format or wrong options, listing each.
     """
-    from bridge.resolve import resolution_option_problems
     from bridge.rules import policy_option_problems
 
     options = dict(options or {})
