@@ -59,7 +59,10 @@ def check_target(
         UnsafeTargetError: the scheme, host, name resolution or one of the
             addresses is refused; the message says which.
     """
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise UnsafeTargetError(f"the URL does not parse: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in ALLOWED_SCHEMES:
         raise UnsafeTargetError(f"scheme must be http or https; got {scheme!r}")

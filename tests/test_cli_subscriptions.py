@@ -114,6 +114,7 @@ def test_add_without_types_subscribes_to_every_type_and_may_start_disabled(
         ("http://169.254.169.254/latest", LOOPBACK, "link-local"),
         ("http://[::1]/hook", LOOPBACK, "::1 is loopback"),
         ("ftp://127.0.0.1/hook", LOOPBACK, "scheme must be http or https"),
+        ("http://[::1/hook", LOOPBACK, "the URL does not parse"),
     ],
 )
 def test_add_refuses_unsafe_urls_with_one_line_and_exit_2(database, url, allow, reason):

@@ -139,3 +139,9 @@ def test_allowed_networks_let_loopback_through_and_nothing_else():
 
 def test_allowed_networks_cover_ipv6_too():
     check_target("http://localhost/", ("127.0.0.0/8", "::1/128"), resolve=RESOLVER)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://[not-an-address]/hook"])
+def test_a_url_that_does_not_parse_is_refused_not_raised_as_a_crash(url):
+    with pytest.raises(UnsafeTargetError, match="does not parse"):
+        check_target(url)

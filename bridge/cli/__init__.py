@@ -57,6 +57,7 @@ QUIET_COMMANDS = frozenset(
         "settings",
         "demo",
         "subscriptions",
+        "deliveries",
         "watch",
     }
 )

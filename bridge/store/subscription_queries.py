@@ -313,7 +313,10 @@ def check_url(url: str) -> str:
         ValueError: another scheme, no host, or longer than 2048 characters.
     """
     text = url.strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ValueError(f"the URL does not parse: {exc}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"the URL must be http(s) with a host; got {text!r}")
     if len(text) > MAX_URL_LENGTH:
