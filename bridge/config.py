@@ -46,8 +46,17 @@ DEFAULT_DELIVERY_TIMEOUT = 15.0
 DEFAULT_DELIVERY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 DEFAULT_DELIVERY_DISABLE_AFTER = 5 * 24 * 3600.0
 DEFAULT_ROTATION_GRACE = 24 * 3600.0
+DEFAULT_RETAIN_RAW_DAYS = 7.0
+DEFAULT_RETAIN_DEDUPE_DAYS = 30.0
+DEFAULT_RETAIN_DELIVERED_DAYS = 14.0
+DEFAULT_RETAIN_FAILED_DAYS = 90.0
+DEFAULT_HOUSEKEEPING_INTERVAL = 3600.0
+DEFAULT_HOUSEKEEPING_BATCH = 500
 DEFAULT_SANDBOX_PORT = 8081
 DEFAULT_RECEIVER_PORT = 8082
+DEFAULT_METRICS_DIR = "var/metrics"
+DEFAULT_READY_HEARTBEAT_MAX = 60.0
+DEFAULT_READY_ELMS_GRACE = 300.0
 DEFAULT_SANDBOX_SITE = "demo"
 DEFAULT_SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the local stand-in's token
 
@@ -243,10 +252,39 @@ FIELDS: tuple[Field, ...] = (
           "Open ELMS calls one poll pass may make."),
     Field("poll_rate", ranged(float, 0.1, 1000), 5.0,
           "Open ELMS calls per second the poller makes at most."),
+    Field("retain_raw_days", ranged(float, 0, 3650), DEFAULT_RETAIN_RAW_DAYS,
+          "Days raw request bodies and headers are kept once their events are "
+          "done; 0 keeps them."),
+    Field("retain_dedupe_days", ranged(float, 0, 3650), DEFAULT_RETAIN_DEDUPE_DAYS,
+          "Days finished events and their requests are kept, so a re-sent "
+          "request or event id is still recognised; 0 keeps them."),
+    Field("retain_delivered_days", ranged(float, 0, 3650),
+          DEFAULT_RETAIN_DELIVERED_DAYS,
+          "Days delivered deliveries, their attempts and outbound events are "
+          "kept; 0 keeps them."),
+    Field("retain_failed_days", ranged(float, 0, 3650), DEFAULT_RETAIN_FAILED_DAYS,
+          "Days failed or unresolved events and failed deliveries are kept; "
+          "0 keeps them."),
+    Field("housekeeping_interval", ranged(float, 10, 7 * 86400),
+          DEFAULT_HOUSEKEEPING_INTERVAL, "Seconds between housekeeping runs."),
+    Field("housekeeping_batch", ranged(int, 1, 100000), DEFAULT_HOUSEKEEPING_BATCH,
+          "Rows purged per short transaction."),
     Field("lrs_source", parse_str, DEFAULT_LRS_SOURCE,
           "Source whose credentials and format serve /xapi/statements."),
     Field("max_body_bytes", ranged(int, 1024, 64 * 1024 * 1024),
           DEFAULT_MAX_BODY_BYTES, "Largest inbound body accepted; larger is 413."),
+    Field("admin_token", parse_str, None,
+          "Bearer token of the admin API under /api/v1; unset turns that API "
+          "off (404).", secret=True),
+    Field("metrics_dir", parse_str, DEFAULT_METRICS_DIR,
+          "Directory where web and worker processes share their metrics."),
+    Field("worker_metrics_port", ranged(int, 1, 65535), None,
+          "Port where each worker serves its own /metrics; unset: none."),
+    Field("ready_heartbeat_max", ranged(float, 1, 86400),
+          DEFAULT_READY_HEARTBEAT_MAX,
+          "Seconds since the last worker heartbeat before /readyz fails."),
+    Field("ready_elms_grace", ranged(float, 0, 86400), DEFAULT_READY_ELMS_GRACE,
+          "Seconds a failing Open ELMS stays ready after its last success."),
     Field("log_level", choice(*LOG_LEVELS, upper=True), "INFO",
           "DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     Field("log_format", choice(*LOG_FORMATS), "text",
@@ -301,7 +339,18 @@ class Settings:
     delivery_schedule: str = DEFAULT_DELIVERY_SCHEDULE
     delivery_disable_after: float = DEFAULT_DELIVERY_DISABLE_AFTER
     rotation_grace: float = DEFAULT_ROTATION_GRACE
+    retain_raw_days: float = DEFAULT_RETAIN_RAW_DAYS
+    retain_dedupe_days: float = DEFAULT_RETAIN_DEDUPE_DAYS
+    retain_delivered_days: float = DEFAULT_RETAIN_DELIVERED_DAYS
+    retain_failed_days: float = DEFAULT_RETAIN_FAILED_DAYS
+    housekeeping_interval: float = DEFAULT_HOUSEKEEPING_INTERVAL
+    housekeeping_batch: int = DEFAULT_HOUSEKEEPING_BATCH
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    admin_token: str | None = None
+    metrics_dir: str = DEFAULT_METRICS_DIR
+    worker_metrics_port: int | None = None
+    ready_heartbeat_max: float = DEFAULT_READY_HEARTBEAT_MAX
+    ready_elms_grace: float = DEFAULT_READY_ELMS_GRACE
     log_level: str = "INFO"
     log_format: str = "text"
     sandbox_port: int = DEFAULT_SANDBOX_PORT
