@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from bridge.config import Settings
     from bridge.jobs.deliver import Deliverer
     from bridge.jobs.dispatch import Dispatcher
+    from bridge.jobs.housekeeping import Housekeeper
     from bridge.jobs.poll import Poller
     from bridge.store.db import Store
 
@@ -30,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10.0
 POLL_TICK_SECONDS = 5.0  # pairs come due on their own schedule; this is reaction time
+# The first purge comes soon after start, so frequent restarts cannot starve it.
+HOUSEKEEPING_FIRST_DELAY = 60.0
 
 
 def worker_name() -> str:
@@ -43,8 +47,9 @@ def build_scheduler(
     dispatcher: Dispatcher,
     poller: Poller | None = None,
     deliverer: Deliverer | None = None,
+    housekeeper: Housekeeper | None = None,
 ) -> BackgroundScheduler:
-    """Return a scheduler with the dispatch, probe, poll and heartbeat jobs."""
+    """Return a scheduler with dispatch, probe, heartbeat, and the jobs given."""
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -75,11 +80,21 @@ def build_scheduler(
         scheduler.add_job(
             poller.run_once, "interval", id="poll", seconds=POLL_TICK_SECONDS
         )
+    if housekeeper is not None:
+        scheduler.add_job(
+            housekeeper.run_once,
+            "interval",
+            id="housekeeping",
+            seconds=settings.housekeeping_interval,
+            next_run_time=datetime.now(UTC)
+            + timedelta(seconds=HOUSEKEEPING_FIRST_DELAY),
+        )
     scheduler.add_job(
         beat,
         "interval",
         id="heartbeat",
         seconds=HEARTBEAT_SECONDS,
         args=[store, dispatcher.worker],
+        next_run_time=datetime.now(UTC),  # readiness need not wait a period
     )
     return scheduler

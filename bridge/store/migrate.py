@@ -16,6 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from bridge.errors import ConfigError
 from bridge.store.db import build_engine
 from bridge.store.models import Base
 
@@ -33,8 +34,13 @@ def build_config(url: str | None = None) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at ``url`` up to ``revision``; harmless when there."""
+    """Migrate the database at ``url`` up to ``revision``; harmless when there.
+
+    Raises:
+        ConfigError: the database is at a revision this code does not ship.
+    """
     before = current(url)
+    require_known(before)
     command.upgrade(build_config(url), revision)
 
     after = current(url)
@@ -59,6 +65,33 @@ def head() -> str:
     if revision is None:
         raise RuntimeError(f"no migration scripts in {MIGRATIONS_DIR}")
     return revision
+
+
+def known_revisions() -> set[str]:
+    """Return every revision the code's migration scripts define."""
+    script = ScriptDirectory.from_config(build_config())
+    return {revision.revision for revision in script.walk_revisions()}
+
+
+def require_known(revision: str | None) -> None:
+    """Refuse a database revision the code's scripts do not define.
+
+    Such a database was migrated by a newer release. Running older code
+    on it could write rows its schema no longer means, and Alembic cannot
+    migrate down from a revision it has no script for.
+
+    Raises:
+        ConfigError: naming the database's revision and the newest known one.
+    """
+    if revision is None or revision in known_revisions():
+        return
+    raise ConfigError(
+        [
+            f"database at revision {revision}, which this code does not know "
+            f"(newest known: {head()}); the database is newer than the code, "
+            "so run a bridge release that ships it"
+        ]
+    )
 
 
 def check(url: str) -> list[str]:
