@@ -14,7 +14,8 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -87,6 +88,19 @@ _MESSAGE_LIMIT = 300
 _DOWNLOAD_CHUNK = 64 * 1024
 
 
+@dataclass(frozen=True)
+class ElmsCall:
+    """One finished Open ELMS call, as the client reports it to its observer."""
+
+    method: str
+    path: str
+    status: int | None  # None: no answer (transport failure)
+    seconds: float
+
+
+CallObserver = Callable[[ElmsCall], None]
+
+
 class LoggingRetry(Retry):
     """urllib3's Retry, logging one warning line for each retry it makes."""
 
@@ -127,6 +141,8 @@ class OpenElmsClient:
         connect_timeout: seconds to wait for a connection.
         read_timeout: seconds to wait for an answer.
         pool_size: connections kept open.
+        observer: told of every finished call (the worker counts them);
+            given here so this module stays free of the metrics library.
     """
 
     def __init__(
@@ -141,8 +157,10 @@ class OpenElmsClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         pool_size: int = 10,
+        observer: CallObserver | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
+        self.observer = observer
         self.timeout = (connect_timeout, read_timeout)
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Basic {token}"
@@ -173,7 +191,11 @@ class OpenElmsClient:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, base_url: str | None = None, token: str | None = None
+        cls,
+        settings: Settings,
+        base_url: str | None = None,
+        token: str | None = None,
+        observer: CallObserver | None = None,
     ) -> OpenElmsClient:
         """Return a client configured from validated settings."""
         url = base_url or settings.elms_url
@@ -190,6 +212,7 @@ class OpenElmsClient:
             connect_timeout=settings.elms_connect_timeout,
             read_timeout=settings.elms_read_timeout,
             pool_size=settings.elms_pool_size,
+            observer=observer,
         )
 
     def close(self) -> None:
@@ -331,11 +354,14 @@ class OpenElmsClient:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             logger.info("elms %s %s: failed: %s", method, path, type(exc).__name__)
+            self.report(method, path, None, time.monotonic() - started)
             raise ElmsTransportError(
                 describe_transport_error(exc), method=method, path=path
             ) from exc
 
-        elapsed_ms = (time.monotonic() - started) * 1000
+        elapsed = time.monotonic() - started
+        elapsed_ms = elapsed * 1000
+        self.report(method, path, response.status_code, elapsed)
         logger.info(
             "elms %s %s -> %d in %.0f ms",
             method,
@@ -346,6 +372,13 @@ class OpenElmsClient:
         if response.status_code >= 400:
             raise to_error(response, method, path)
         return response
+
+    def report(
+        self, method: str, path: str, status: int | None, seconds: float
+    ) -> None:
+        """Tell the observer, if any, how a call ended."""
+        if self.observer is not None:
+            self.observer(ElmsCall(method, path, status, seconds))
 
 
 def to_error(response: requests.Response, method: str, path: str) -> ElmsResponseError:

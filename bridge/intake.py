@@ -49,6 +49,7 @@ class Delivery:
     headers: Mapping[str, str]
     body: bytes
     query: Mapping[str, str]
+    request_id: str | None = None  # X-Request-ID, kept with the events
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ def store_request(
         content_type=delivery.content_type,
         headers=kept_headers(channel, delivery.headers),
         body=kept_body(channel, delivery),
+        correlation_id=delivery.request_id,
     )
     # The endpoint is part of the key: the same body sent to /hooks and to
     # the LRS endpoint gets each endpoint's own answer (events still dedupe).
@@ -209,15 +211,18 @@ def kept_body(channel: Channel, delivery: Delivery) -> bytes:
 
 
 def log_outcome(source: str, outcome: IntakeOutcome) -> None:
-    """Log one line for the stored (or repeated) request."""
+    """Log the stored (or repeated) request at debug level.
+
+    The web layer logs the request's one INFO line, with these ids in it.
+    """
     if outcome.duplicate:
-        logger.info(
+        logger.debug(
             "request %s from %s repeated; answered as before",
             outcome.request_id,
             source,
         )
         return
-    logger.info(
+    logger.debug(
         "request %s from %s stored: %d events, %d new",
         outcome.request_id,
         source,

@@ -8,6 +8,7 @@ from bridge.elms import OpenElmsClient
 from bridge.jobs.dispatch import DispatchConfig, Dispatcher
 from bridge.jobs.poll import PollConfig, Poller
 from bridge.jobs.scheduler import worker_name
+from bridge.metrics import observe_elms_call
 from bridge.registry import SourceRegistry
 from bridge.resolve import Resolver
 from bridge.store.db import Store, create_store
@@ -31,7 +32,7 @@ def build_dispatcher(settings: Settings) -> tuple[Store, Dispatcher]:
 
         sync_file_mappings(store, settings.mappings_file)
 
-    client = OpenElmsClient.from_settings(settings)
+    client = OpenElmsClient.from_settings(settings, observer=observe_elms_call)
     resolver = Resolver(
         client, store, elms_url=settings.elms_url, cache_ttl=settings.resolve_cache_ttl
     )
@@ -58,6 +59,7 @@ def build_poller(settings: Settings, store: Store, worker: str) -> Poller:
         retries=0,
         connect_timeout=settings.elms_connect_timeout,
         read_timeout=settings.elms_read_timeout,
+        observer=observe_elms_call,
     )
     return Poller(
         store, quiet, worker=worker, intervals=PollConfig.from_settings(settings)

@@ -13,6 +13,7 @@ from bridge.cli import get_settings
 from bridge.cli.receiver import SECRET_ENV
 from bridge.config import Settings
 from bridge.errors import ConfigError
+from bridge.metrics_dir import prepare as prepare_metrics
 from bridge.outbound_types import ANY_EVENT_TYPE
 from bridge.signing import new_secret
 from bridge.supervisor import Part, Supervisor, wait_until_healthy
@@ -41,8 +42,10 @@ def serve(
     from bridge.web.server import serve as serve_gunicorn
 
     settings = get_settings(ctx)
-    upgrade(settings.database_url)
+    # The gunicorn workers inherit the variable this sets; see metrics_dir.
+    prepare_metrics(settings.metrics_dir, "web")
     try:
+        upgrade(settings.database_url)
         SourceRegistry.from_file(settings.sources_file, None)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -76,7 +79,10 @@ def run(ctx: click.Context) -> None:
     deploy/local make the sandbox's seeded users and courses reachable. A
     local receiver, subscribed to every event type, logs each delivery.
     """
+    from bridge.cli.db import require_known_schema
+
     settings = get_settings(ctx)
+    require_known_schema(settings.database_url)
     parts = []
     env: dict[str, str] = {}
 

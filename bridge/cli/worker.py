@@ -12,6 +12,7 @@ import click
 
 from bridge.cli import fail, get_settings
 from bridge.errors import ConfigError
+from bridge.metrics_dir import prepare as prepare_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ def worker(ctx: click.Context, once: bool) -> None:
 
     from bridge.jobs.deliver import Deliverer, DeliveryConfig
     from bridge.jobs.groups import GroupMembership
+    from bridge.jobs.housekeeping import Housekeeper, HousekeepingConfig
     from bridge.jobs.scheduler import build_scheduler
+    from bridge.metrics_collect import serve_worker_metrics
     from bridge.worker import build_dispatcher, build_poller
 
     settings = get_settings(ctx)
@@ -55,7 +58,14 @@ def worker(ctx: click.Context, once: bool) -> None:
         config=DeliveryConfig.from_settings(settings),
         membership=GroupMembership(dispatcher.client),
     )
-    scheduler = build_scheduler(settings, store, dispatcher, poller, deliverer)
+    housekeeper = Housekeeper(
+        store,
+        holder=dispatcher.worker,
+        config=HousekeepingConfig.from_settings(settings),
+    )
+    scheduler = build_scheduler(
+        settings, store, dispatcher, poller, deliverer, housekeeper
+    )
     stop_requested = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
@@ -68,6 +78,7 @@ def worker(ctx: click.Context, once: bool) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     logger.info("worker %s: dispatching to %s", dispatcher.worker, settings.elms_url)
+    serve_worker_metrics(settings, store)
     scheduler.start()
     while not stop_requested.wait(1.0):
         pass

@@ -40,6 +40,7 @@ from bridge.config import (
 )
 from bridge.errors import ElmsError
 from bridge.jobs.dispatch import Clock, utc_now
+from bridge.metrics import DELIVERIES, DELIVERY_SECONDS
 from bridge.signing import delivery_headers
 from bridge.ssrf import UnsafeTargetError, check_target
 from bridge.store import delivery_queries as dq
@@ -381,7 +382,7 @@ class Deliverer:
             session, job.id, worker=self.worker, status=status, now=now
         )
         dq.note_success(session, job.subscription_id, now)
-        self.log_attempt(logging.INFO, job, result, "delivered", owned)
+        self.log_attempt(logging.INFO, job, result, "delivered", owned, "delivered")
 
     def record_gone(
         self, session: Session, job: DeliveryJob, result: AttemptResult, now: datetime
@@ -436,9 +437,8 @@ class Deliverer:
             status=result.status,
             error=result.summary,
         )
-        self.log_attempt(
-            logging.WARNING, job, result, f"retry in {round(delay, 3)}s", owned
-        )
+        step = f"retry in {round(delay, 3)}s"
+        self.log_attempt(logging.WARNING, job, result, step, owned, "retry")
 
     def fail(
         self,
@@ -459,7 +459,8 @@ class Deliverer:
             status=result.status,
             error=error,
         )
-        self.log_attempt(logging.ERROR, job, result, f"failed: {why}", owned)
+        step = f"failed: {why}"
+        self.log_attempt(logging.ERROR, job, result, step, owned, "failed")
 
     def log_attempt(
         self,
@@ -468,15 +469,23 @@ class Deliverer:
         result: AttemptResult,
         step: str,
         owned: bool,
+        outcome: str,
     ) -> None:
-        """Log the one line of an attempt: what it got and what comes next."""
+        """Count the attempt, and log its line: what it got and what comes next."""
+        DELIVERIES.labels(job.subscription_id, outcome).inc()
+        if result.latency_ms is not None:
+            DELIVERY_SECONDS.labels(job.subscription_id).observe(
+                result.latency_ms / 1000
+            )
+
         if not owned:
             step = "lease lost meanwhile, so another worker may send it again"
             level = logging.WARNING
         logger.log(
             level,
-            "delivery %s to %s: attempt %d got %s; %s",
+            "delivery %s of %s to %s: attempt %d got %s; %s",
             job.id,
+            job.event_id,
             job.subscription_id,
             job.attempts + 1,
             result.summary,

@@ -152,7 +152,7 @@ class Dispatcher:
             return
         if not resolution.resolved:
             self.finish(event, EventStatus.UNRESOLVED, reason=resolution.reason)
-            logger.error("event %s unresolved: %s", event.id, resolution.reason)
+            logger.error("%s unresolved: %s", named(event), resolution.reason)
             return
 
         user_id = str(resolution.user_id)
@@ -226,6 +226,7 @@ class Dispatcher:
             if decision.action is Action.SKIP
             else EventStatus.DISPATCHED
         )
+        announced: list[str] = []
         with self.store.session() as session:
             if call is not None:
                 method, path = call.split(" ", 1)
@@ -261,7 +262,7 @@ class Dispatcher:
                 count_attempt=call is not None,
             )
             if finished and call is not None:
-                announce_inbound(
+                announced = announce_inbound(
                     session,
                     user_id=user_id,
                     learning_id=learning_id,
@@ -270,7 +271,13 @@ class Dispatcher:
                     inbound_event_id=event.id,
                     now=now,
                 )
-        logger.info("event %s: %s (%s)", event.id, call or "no call", decision.reason)
+        logger.info(
+            "%s: %s (%s); announced %s",
+            named(event),
+            call or "no call",
+            decision.reason,
+            ",".join(announced) or "nothing",
+        )
 
     def effective_kind(self, event: EventRow) -> tuple[str, str | None]:
         """Return the kind the rules see, after cmi5's moveOn, and why it changed."""
@@ -319,7 +326,7 @@ class Dispatcher:
             return
         if not exc.retryable:
             self.finish(event, EventStatus.FAILED, reason=str(exc), error=str(exc))
-            logger.error("event %s failed: %s", event.id, exc)
+            logger.error("%s failed: %s", named(event), exc)
             return
         self.schedule_retry(event, exc)
 
@@ -329,7 +336,7 @@ class Dispatcher:
         if attempts >= self.config.max_attempts:
             reason = f"gave up after {attempts} attempts: {exc}"
             self.finish(event, EventStatus.FAILED, reason=reason, error=str(exc))
-            logger.error("event %s failed: %s", event.id, reason)
+            logger.error("%s failed: %s", named(event), reason)
             return
 
         delay = backoff_delay(attempts, self.config.backoff, self.config.backoff_max)
@@ -347,8 +354,8 @@ class Dispatcher:
                 error=str(exc),
             )
         logger.warning(
-            "event %s: attempt %d got %s; retry in %.1fs",
-            event.id,
+            "%s: attempt %d got %s; retry in %.1fs",
+            named(event),
             attempts,
             exc,
             delay,
@@ -453,6 +460,17 @@ class Dispatcher:
             return self.registry.get(event.source).source
         except InboundError:
             return None
+
+
+def named(event: EventRow) -> str:
+    """Return how log lines name an event: its id and its request's id.
+
+    The request id is the X-Request-ID of the POST that carried the event,
+    so an operator can follow the event from that request's line.
+    """
+    if event.correlation_id is None:
+        return f"event {event.id}"
+    return f"event {event.id} (request {event.correlation_id})"
 
 
 def policy_of(source: Source | None) -> Policy:

@@ -33,6 +33,7 @@ from bridge.errors import (
     ElmsUnavailableError,
 )
 from bridge.jobs.dispatch import utc_now
+from bridge.metrics import POLL_CALLS, POLL_CYCLES, POLL_SECONDS
 from bridge.store import dispatch_queries as dq
 from bridge.store import poll_queries as pq
 
@@ -148,15 +149,23 @@ class Poller:
             return 0
 
         self.calls, self.transitions = 0, 0
+        started = time.monotonic()
+        outcome = "done"
         try:
             self.expand_watches(now)
             self.poll_due(now)
         except BudgetSpentError:
-            pass
+            outcome = "budget_spent"
         except ElmsUnavailableError as exc:
+            outcome = "backed_off"
             self.back_off(exc)
         except (ElmsAuthError, ElmsTransportError) as exc:
+            outcome = "stopped"
             logger.warning("poll %s: pass stopped: %s", self.worker, exc)
+
+        POLL_CYCLES.labels(outcome).inc()
+        POLL_CALLS.labels(outcome).inc(self.calls)
+        POLL_SECONDS.labels(outcome).observe(time.monotonic() - started)
 
         level = logging.INFO if self.calls else logging.DEBUG
         logger.log(

@@ -172,6 +172,8 @@ class EventModel(Base):
     elms_call: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
     dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Migration 0004: the X-Request-ID of the request that carried it first.
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class MappingModel(Base):
@@ -254,6 +256,7 @@ class IntakeRequest:
     content_type: str | None
     headers: dict[str, str]
     body: bytes = field(repr=False)
+    correlation_id: str | None = None  # the request's X-Request-ID
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,7 @@ class EventRow:
     elms_call: str | None = None
     last_error: str | None = None
     dispatched_at: datetime | None = None
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)

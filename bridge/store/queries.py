@@ -118,7 +118,10 @@ def _record_intake_once(
     row = _request_values(request_id, source, request, dedupe_key, now)
     row.update(event_ids=event_ids, response_status=status, response_body=body)
     connection.execute(_INSERT_REQUEST, [row])
-    rows = [_event_values(*item, request_id, now) for item in new_events]
+    rows = [
+        _event_values(*item, request_id, now, request.correlation_id)
+        for item in new_events
+    ]
     if rows:
         connection.execute(_INSERT_EVENTS, rows)
 
@@ -255,6 +258,7 @@ def _event_values(
     content_hash: str,
     request_id: str,
     now: datetime,
+    correlation_id: str | None = None,
 ) -> dict[str, Any]:
     """Return a new event row's values, in its first status."""
     informational = event.kind == Kind.INFORMATIONAL
@@ -279,6 +283,7 @@ def _event_values(
         updated_at=now,
         attempts=0,
         next_attempt_at=None if informational else now,
+        correlation_id=correlation_id,
     )
 
 
@@ -393,6 +398,7 @@ def to_event_row(model: EventModel, request: RequestRow | None = None) -> EventR
         elms_call=model.elms_call,
         last_error=model.last_error,
         dispatched_at=model.dispatched_at,
+        correlation_id=model.correlation_id,
     )
 
 

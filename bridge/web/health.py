@@ -1,11 +1,20 @@
-"""Liveness endpoint: answers while the process can serve requests."""
+"""Liveness and readiness endpoints for load balancers and orchestrators.
+
+``/healthz`` answers while the process can serve requests; ``/readyz``
+says whether the deployment can take events and apply them (see
+:mod:`bridge.readiness`), with a sentence for each check.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from bridge import __version__
+from bridge.readiness import Limits, run_checks
+from bridge.web.context import bridge_context
 
 health = Blueprint("health", __name__)
 
@@ -14,3 +23,20 @@ health = Blueprint("health", __name__)
 def healthz() -> ResponseReturnValue:
     """Return 200 with the version while the process is alive."""
     return jsonify(status="ok", version=__version__)
+
+
+@health.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """Return 200 when every check passes, else 503 naming what failed."""
+    context = bridge_context()
+    settings = context.settings
+    limits = Limits(settings.ready_heartbeat_max, settings.ready_elms_grace)
+    checks = run_checks(context.store, limits, datetime.now(UTC))
+
+    failed = [check.name for check in checks if not check.ok]
+    body = {
+        "status": "not_ready" if failed else "ready",
+        "failed": failed,
+        "checks": {check.name: check.to_dict() for check in checks},
+    }
+    return jsonify(body), 503 if failed else 200

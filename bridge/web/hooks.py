@@ -7,6 +7,7 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from bridge.intake import Delivery, receive
+from bridge.web.access import current_request_id, note_intake
 from bridge.web.context import bridge_context
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ def delivery_from_request() -> Delivery:
         headers=dict(request.headers),
         body=request.get_data(cache=True),
         query=request.args.to_dict(flat=True),
+        request_id=current_request_id(),
     )
 
 
@@ -32,6 +34,7 @@ def receive_hook(source: str) -> Response:
     context = bridge_context()
     received = receive(context.store, context.registry, source, delivery_from_request())
     outcome = received.outcome
+    note_intake(outcome)
     response = jsonify(outcome.response_body)
     response.status_code = outcome.response_status
     if outcome.duplicate:

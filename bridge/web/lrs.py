@@ -8,6 +8,7 @@ version header is required on requests and sent on every response.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from bridge.adapters.base import AdapterResult
 from bridge.errors import PayloadError, UnknownSourceError
 from bridge.intake import Delivery, Responder, receive
+from bridge.web.access import note_intake
 from bridge.web.context import bridge_context
 from bridge.web.hooks import delivery_from_request
 
@@ -55,6 +57,7 @@ def post_statements(source: str | None = None) -> Response:
         delivery_from_request(),
         answer=ids_answer,
     )
+    note_intake(received.outcome)
     return jsonify(received.outcome.response_body["ids"])
 
 
@@ -67,7 +70,10 @@ def put_statement(source: str | None = None) -> Response:
     context = bridge_context()
     delivery = with_statement_id(delivery_from_request(), request.args)
 
-    receive(context.store, context.registry, channel_name, delivery, answer=ids_answer)
+    received = receive(
+        context.store, context.registry, channel_name, delivery, answer=ids_answer
+    )
+    note_intake(received.outcome)
     return Response(status=204, mimetype="application/json")
 
 
@@ -148,11 +154,4 @@ def with_statement_id(delivery: Delivery, args: Any) -> Delivery:
         )
     statement["id"] = statement_id
     body = json.dumps(statement, separators=(",", ":")).encode()
-    return Delivery(
-        delivery.method,
-        delivery.path,
-        delivery.content_type,
-        delivery.headers,
-        body,
-        delivery.query,
-    )
+    return dataclasses.replace(delivery, body=body)

@@ -46,13 +46,25 @@ def gunicorn_options(
         "threads": settings.web_threads,
         "timeout": REQUEST_TIMEOUT,
         "graceful_timeout": GRACEFUL_TIMEOUT,
-        "accesslog": "-",
+        # bridge.web.access logs each request once, with its request id.
+        "accesslog": None,
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "proc_name": name,
         # One control socket path per user would clash between instances.
         "control_socket_disable": True,
+        "child_exit": forget_worker_metrics,
     }
+
+
+def forget_worker_metrics(server: Any, worker: Any) -> None:
+    """Drop an exited worker's live gauge files (gunicorn's child_exit hook).
+
+    Its counters stay: figures a dead worker counted still happened.
+    """
+    from bridge.metrics_dir import mark_worker_dead
+
+    mark_worker_dead(worker.pid)
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:

@@ -237,7 +237,7 @@ def test_retries_follow_the_schedule_then_deliver(
     caplog.set_level(logging.INFO, logger="bridge.jobs.deliver")
     receiver.receiver.answer(500, 503, 200)
     sub = subscribe(store, receiver.url, receiver.receiver.secret)
-    _, [delivery_id] = announce(store, sub)
+    event_id, [delivery_id] = announce(store, sub)
 
     run_until(make_deliverer(), status_is(store, delivery_id, "delivered"))
 
@@ -251,7 +251,7 @@ def test_retries_follow_the_schedule_then_deliver(
     lines = [
         (r.levelno, r.getMessage()) for r in caplog.records if "delivery" in r.message
     ]
-    prefix = f"delivery {delivery_id} to {sub}: attempt"
+    prefix = f"delivery {delivery_id} of {event_id} to {sub}: attempt"
     assert [level for level, _ in lines] == [logging.WARNING] * 2 + [logging.INFO]
     assert re.fullmatch(rf"{prefix} 1 got 500; retry in 0\.\d+s", lines[0][1])
     assert re.fullmatch(rf"{prefix} 2 got 503; retry in 0\.\d+s", lines[1][1])

@@ -64,7 +64,7 @@ def test_current_is_none_before_and_head_after_upgrade(db_url: str) -> None:
 
     migrate.upgrade(db_url)
 
-    assert migrate.head() == "0003"
+    assert migrate.head() == "0004"
     assert migrate.current(db_url) == migrate.head()
 
 

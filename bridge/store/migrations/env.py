@@ -8,12 +8,16 @@ as the application set it up.
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from bridge.store.db import build_engine
 from bridge.store.models import Base
 
 target_metadata = Base.metadata
+
+# Any fixed number will do: every bridge process migrating one PostgreSQL
+# database takes this advisory lock, so they migrate one after the other.
+MIGRATION_LOCK_KEY = 0x0E1B5
 
 
 def run_offline(url: str) -> None:
@@ -36,7 +40,22 @@ def run_on(connection: Connection) -> None:
         transactional_ddl=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            take_migration_lock(connection)
         context.run_migrations()
+
+
+def take_migration_lock(connection: Connection) -> None:
+    """Wait for other processes migrating this database; hold it to commit.
+
+    Two processes started together on a fresh database (two web processes
+    of a scale-out) would otherwise both create the tables, and one would
+    fail. The lock is taken before Alembic reads the current revision, so
+    the second one sees what the first committed and has nothing left to do.
+    """
+    connection.execute(
+        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+    )
 
 
 def run_online(url: str) -> None:
