@@ -13,10 +13,13 @@ from bridge.config import Settings, load_settings
 from bridge.errors import InboundError, PayloadTooLargeError
 from bridge.registry import SourceRegistry
 from bridge.store.db import Store, create_store
+from bridge.web import access
+from bridge.web.admin import init_admin_api
 from bridge.web.context import EXTENSION_KEY, BridgeContext
 from bridge.web.health import health
 from bridge.web.hooks import hooks
 from bridge.web.lrs import lrs
+from bridge.web.metrics import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +45,10 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION_KEY] = BridgeContext(settings, store, registry)
 
-    for blueprint in (health, hooks, lrs):
+    for blueprint in (health, hooks, lrs, metrics):
         app.register_blueprint(blueprint)
+    access.install(app)
+    init_admin_api(app)
     register_error_handlers(app)
     return app
 

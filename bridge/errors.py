@@ -22,7 +22,13 @@ All of them derive from :class:`BridgeError`::
     │   ├── ConflictError               409, an id reused with other content
     │   ├── PayloadTooLargeError        413
     │   └── UnsupportedMediaError       415
-    └── DeliveryError                   outbound webhook delivery
+    ├── DeliveryError                   outbound webhook delivery
+    └── AdminError                      an operator's request (CLI or admin API)
+        ├── InvalidInputError           422, a field is wrong (also ValueError)
+        ├── AdminAuthError              401, no or a wrong admin token
+        ├── NotFoundError               404, no such object (also LookupError)
+        ├── AdminApiOffError            404, BRIDGE_ADMIN_TOKEN is not set
+        └── StateConflictError          409, the object's state forbids it
 """
 
 from __future__ import annotations
@@ -183,3 +189,63 @@ class UnsupportedMediaError(InboundError):
 
 class DeliveryError(BridgeError):
     """An outbound webhook delivery failed."""
+
+
+class AdminError(BridgeError):
+    """An operator's request that cannot be done; the CLI and the admin API say why.
+
+    ``errors`` maps a field path (``"url"``, ``"event_types.0"``) to its
+    messages, so a client can point at the field to fix.
+    """
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self, message: str, *, errors: dict[str, list[str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON body of the error: code, message and field errors."""
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+class InvalidInputError(AdminError, ValueError):
+    """422: a value is missing, malformed or refused; ``errors`` says where."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class AdminAuthError(AdminError):
+    """401: the admin token is missing or wrong; the message never says which."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class NotFoundError(AdminError, LookupError):
+    """404: no object of that kind has that id."""
+
+    status = 404
+    code = "not_found"
+
+
+class AdminApiOffError(AdminError):
+    """404: the admin API is off because no admin token is configured."""
+
+    status = 404
+    code = "admin_api_off"
+
+
+class StateConflictError(AdminError):
+    """409: the object exists but its state does not allow the operation."""
+
+    status = 409
+    code = "conflict"

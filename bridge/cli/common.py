@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from bridge.cli import get_settings
+from bridge.cli import fail, get_settings
+from bridge.errors import AdminError, ConfigError, InvalidInputError
 from bridge.store.db import create_store
 from bridge.store.migrate import upgrade
 
@@ -16,10 +18,31 @@ if TYPE_CHECKING:
 
 
 def open_store(ctx: click.Context) -> Store:
-    """Return the configured store, migrated to the current schema."""
+    """Return the configured store, migrated to the current schema.
+
+    A database newer than this code stops the command with one line per
+    problem and exit code 2, as a settings mistake does.
+    """
     settings = get_settings(ctx)
-    upgrade(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"config error: {problem}", err=True)
+        sys.exit(2)
     return create_store(settings.database_url)
+
+
+def fail_with(exc: AdminError) -> NoReturn:
+    """Exit with an operation's error: 2 and the first mistake for bad input, else 1.
+
+    A field mistake is printed without its field path: on the command line
+    the option names the field already.
+    """
+    if isinstance(exc, InvalidInputError):
+        first = next(iter(exc.errors.values()), [exc.message])
+        fail(first[0], code=2)
+    fail(exc.message)
 
 
 def parse_pairs(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,15 +10,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bridge.cli import fail, print_json
-from bridge.cli.common import open_store
-from bridge.outbound_types import check_event_type
-from bridge.store import delivery_queries as dq
-from bridge.store.subscription_queries import get_subscription
+from bridge.cli.common import fail_with, open_store
+from bridge.errors import AdminError
+from bridge.services import deliveries as service
+from bridge.services.deliveries import STATUSES
 
 if TYPE_CHECKING:
     from bridge.store.db import Store
-
-STATUSES = [status.value for status in dq.DeliveryStatus]
 
 
 class IsoTime(click.ParamType):
@@ -72,15 +69,18 @@ def deliveries_list(
     limit: int,
 ) -> None:
     """List deliveries, newest first."""
-    with store_of(ctx) as store, store.session(write=False) as session:
-        rows = dq.list_deliveries(
-            session,
-            subscription_id=subscription,
-            status=status,
-            since=since,
-            limit=limit,
-        )
-    print_json([summary(row) for row in rows])
+    filters = {
+        "subscription_id": subscription,
+        "status": status,
+        "since": since,
+        "limit": limit,
+    }
+    with store_of(ctx) as store:
+        try:
+            page = service.list_deliveries(store, filters)
+        except AdminError as exc:
+            fail_with(exc)
+    print_json(page.items)
 
 
 @deliveries.command("show")
@@ -88,14 +88,11 @@ def deliveries_list(
 @click.pass_context
 def deliveries_show(ctx: click.Context, delivery_id: str) -> None:
     """Show one delivery with every attempt, oldest first."""
-    with store_of(ctx) as store, store.session(write=False) as session:
-        row = dq.get_delivery(session, delivery_id)
-    if row is None:
-        fail(f"no delivery {delivery_id}")
-    shown = summary(row)
-    shown["attempt_log"] = [
-        jsonable(dataclasses.asdict(attempt)) for attempt in row.attempt_log
-    ]
+    with store_of(ctx) as store:
+        try:
+            shown = service.show_delivery(store, delivery_id)
+        except AdminError as exc:
+            fail_with(exc)
     print_json(shown)
 
 
@@ -104,11 +101,12 @@ def deliveries_show(ctx: click.Context, delivery_id: str) -> None:
 @click.pass_context
 def deliveries_retry(ctx: click.Context, delivery_id: str) -> None:
     """Queue one delivery again from its first attempt (also a delivered one)."""
-    with store_of(ctx) as store, store.session() as session:
-        done = dq.retry_delivery(session, delivery_id, now=datetime.now(UTC))
-    if not done:
-        fail(f"no delivery {delivery_id}, or it is being sent right now")
-    print_json({"requeued": 1})
+    with store_of(ctx) as store:
+        try:
+            count = service.retry_delivery(store, delivery_id)
+        except AdminError:
+            fail(f"no delivery {delivery_id}, or it is being sent right now")
+    print_json({"requeued": count})
 
 
 @deliveries.command("replay")
@@ -138,38 +136,18 @@ def deliveries_replay(
         fail("give --failed-since, or --type with --since, not both", code=2)
     if failed_since is None and not (event_type and since):
         fail("give --failed-since, or --type with --since", code=2)
-    if event_type is not None:
-        try:
-            check_event_type(event_type)
-        except ValueError as exc:
-            fail(str(exc), code=2)
 
-    now = datetime.now(UTC)
-    with store_of(ctx) as store, store.session() as session:
-        if get_subscription(session, subscription) is None:
-            fail(f"no subscription {subscription}")
-        if failed_since is not None:
-            count = dq.replay_failed(session, subscription, failed_since, now=now)
-            answer = {"requeued": count}
-        else:
-            assert event_type is not None and since is not None  # noqa: S101
-            created, requeued = dq.replay_events(
-                session, subscription, event_type, since, now=now
-            )
-            answer = {"created": created, "requeued": requeued}
-    print_json(answer)
-
-
-def summary(row: dq.DeliveryRow) -> dict[str, Any]:
-    """Return the fields of a delivery that a listing shows."""
-    shown = dataclasses.asdict(row)
-    shown.pop("attempt_log")
-    return jsonable(shown)
-
-
-def jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    """Return a dict with its datetimes in ISO 8601."""
-    return {
-        key: value.isoformat() if isinstance(value, datetime) else value
-        for key, value in values.items()
+    request = {
+        "subscription_id": subscription,
+        "failed_since": failed_since,
+        "event_type": event_type,
+        "since": since,
     }
+    with store_of(ctx) as store:
+        try:
+            counts = service.replay(store, request)
+        except AdminError as exc:
+            fail_with(exc)
+    if failed_since is not None:
+        counts = {"requeued": counts["requeued"]}
+    print_json(counts)

@@ -15,8 +15,9 @@ import click
 
 from bridge.cli import fail, print_json
 from bridge.cli.common import open_store
+from bridge.errors import AdminError, InvalidInputError
+from bridge.services import mappings as service
 from bridge.sources import NAME_PATTERN
-from bridge.store import mapping_queries
 from bridge.store.mapping_queries import ANY_SOURCE
 
 SOURCE_HELP = "Source the mapping applies to; `*` (the default) means every source."
@@ -37,19 +38,14 @@ def mappings_add(
 ) -> None:
     """Map ACTIVITY_KEY to LEARNING_ID and requeue the events it resolves."""
     check_source(source)
-    store = open_store(ctx)
-    with store.session() as session:
-        try:
-            row = mapping_queries.add_mapping(
-                session,
-                activity_key=activity_key,
-                learning_id=learning_id,
-                source=source,
-            )
-        except ValueError as exc:
-            fail(str(exc))
-        requeued = mapping_queries.requeue_unresolved(session, activity_key, source)
-    print_json({"mapping": row.to_dict(), "requeued": requeued})
+    data = {"activity_key": activity_key, "learning_id": learning_id, "source": source}
+    try:
+        added = service.add_mapping(open_store(ctx), data)
+    except InvalidInputError as exc:
+        fail(next(iter(exc.errors.values()))[0])
+    except AdminError as exc:
+        fail(exc.message)
+    print_json(added)
 
 
 @mappings.command("list")
@@ -57,10 +53,10 @@ def mappings_add(
 @click.pass_context
 def mappings_list(ctx: click.Context, source: str | None) -> None:
     """List the mappings by source and key."""
-    store = open_store(ctx)
-    with store.session(write=False) as session:
-        rows = mapping_queries.list_mappings(session, source)
-    print_json([row.to_dict() for row in rows])
+    try:
+        print_json(service.list_mappings(open_store(ctx), {"source": source}))
+    except AdminError as exc:
+        fail(exc.message, code=2)
 
 
 @mappings.command("remove")
@@ -69,11 +65,10 @@ def mappings_list(ctx: click.Context, source: str | None) -> None:
 @click.pass_context
 def mappings_remove(ctx: click.Context, id_or_key: str, source: str) -> None:
     """Remove a mapping by its id, or by its key and --source."""
-    store = open_store(ctx)
-    with store.session() as session:
-        removed = mapping_queries.remove_mapping(session, id_or_key, source)
-    if not removed:
-        fail(f"no mapping {id_or_key!r} for source {source!r}")
+    try:
+        service.remove_mapping(open_store(ctx), id_or_key, source)
+    except AdminError as exc:
+        fail(exc.message)
     click.echo(json.dumps({"removed": id_or_key}))
 
 

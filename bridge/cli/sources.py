@@ -12,13 +12,12 @@ from typing import Any
 
 import click
 
-from bridge.adapters import FORMATS, build_adapter
+from bridge.adapters import FORMATS
 from bridge.cli import fail, get_settings, print_json
 from bridge.cli.common import open_store, parse_pairs
-from bridge.errors import ConfigError
+from bridge.errors import AdminError, ConfigError, InvalidInputError
 from bridge.registry import SourceRegistry
-from bridge.sources import Source, validate_source
-from bridge.store import queries
+from bridge.services import sources as service
 
 # Credentials (and the names of variables holding them) are always text.
 CREDENTIAL_KEYS = frozenset(
@@ -84,9 +83,6 @@ def sources_add(
 ) -> None:
     """Add a source NAME to the database and print it, secrets masked."""
     registry = registry_for(ctx)
-    if name in registry.file_source_names():
-        fail(f"source {name!r} is defined in the sources file; edit it there")
-
     data: dict[str, Any] = {
         "name": name,
         "format": format_name,
@@ -95,56 +91,36 @@ def sources_add(
             **parse_pairs(auth_pairs, "--auth", text_keys=CREDENTIAL_KEYS),
         },
         "options": parse_pairs(option_pairs, "--option"),
+        "max_body_bytes": max_body_bytes,
     }
-    if max_body_bytes is not None:
-        data["max_body_bytes"] = max_body_bytes
-    source = checked_source(data)
-
-    stored = source.to_storage()
-    with registry.store.session() as session:  # type: ignore[union-attr]
-        try:
-            queries.add_source(
-                session,
-                name,
-                format_name,
-                stored["auth"],
-                stored["options"],
-                max_body_bytes=stored["max_body_bytes"],
-            )
-        except ValueError as exc:
-            fail(str(exc))
-    print_json(source.public_dict())
-
-
-def checked_source(data: dict[str, Any]) -> Source:
-    """Return the validated source, or print each mistake and exit with 2."""
     try:
-        return validate_source(data, where=data["name"], adapter_factory=build_adapter)
-    except ConfigError as exc:
-        for problem in exc.problems:
+        added = service.add_source(registry, data)
+    except InvalidInputError as exc:
+        problems = problems_of(exc)
+        for problem in problems:
             click.echo(f"error: {problem}", err=True)
         raise SystemExit(2) from exc
+    except AdminError as exc:
+        fail(exc.message)
+    print_json(added)
+
+
+def problems_of(exc: InvalidInputError) -> list[str]:
+    """Return the source rules' sentences, or the field errors as sentences."""
+    if isinstance(exc.__cause__, ConfigError):
+        return exc.__cause__.problems
+    return [
+        f"{field}: {message}"
+        for field, messages in exc.errors.items()
+        for message in messages
+    ]
 
 
 @sources.command("list")
 @click.pass_context
 def sources_list(ctx: click.Context) -> None:
     """List every source: name, format, auth type and where it is defined."""
-    registry = registry_for(ctx)
-    file_names = set(registry.file_source_names())
-    rows = []
-    for name in registry.names():
-        source = registry.get(name).source
-        origin = "file" if name in file_names else "database"
-        rows.append(
-            {
-                "name": name,
-                "format": source.format,
-                "auth": source.auth.type,
-                "defined_in": origin,
-            }
-        )
-    print_json(rows)
+    print_json(service.list_sources(registry_for(ctx)))
 
 
 @sources.command("show")
@@ -152,10 +128,12 @@ def sources_list(ctx: click.Context) -> None:
 @click.pass_context
 def sources_show(ctx: click.Context, name: str) -> None:
     """Show one source with its secrets masked."""
-    registry = registry_for(ctx)
-    if name not in registry.names():
-        fail(f"no source named {name!r}")
-    print_json(registry.get(name).source.public_dict())
+    try:
+        shown = service.get_source(registry_for(ctx), name)
+    except AdminError as exc:
+        fail(exc.message)
+    shown.pop("defined_in")
+    print_json(shown)
 
 
 @sources.command("remove")
@@ -163,11 +141,8 @@ def sources_show(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def sources_remove(ctx: click.Context, name: str) -> None:
     """Remove a source added with ``sources add``."""
-    registry = registry_for(ctx)
-    if name in registry.file_source_names():
-        fail(f"source {name!r} is defined in the sources file; edit it there")
-    with registry.store.session() as session:  # type: ignore[union-attr]
-        removed = queries.remove_source(session, name)
-    if not removed:
-        fail(f"no source named {name!r} in the database")
+    try:
+        service.remove_source(registry_for(ctx), name)
+    except AdminError as exc:
+        fail(exc.message)
     click.echo(json.dumps({"removed": name}))

@@ -14,10 +14,10 @@ from typing import Any
 import click
 
 from bridge.cli import fail, get_settings, print_json
-from bridge.cli.common import open_store
-from bridge.outbound_types import ANY_EVENT_TYPE, EVENT_TYPES
-from bridge.ssrf import UnsafeTargetError, check_target
-from bridge.store import subscription_queries as queries
+from bridge.cli.common import fail_with, open_store
+from bridge.errors import AdminError
+from bridge.outbound_types import EVENT_TYPES
+from bridge.services import subscriptions as service
 
 TYPE_HELP = f"Event type to receive, repeatable: {', '.join(EVENT_TYPES)} or `*`."
 LEARNING_HELP = "Only events about this Open ELMS learning id; repeatable."
@@ -50,23 +50,22 @@ def subscriptions_add(
     disabled: bool,
 ) -> None:
     """Subscribe URL to the event types given (every type if none is)."""
-    check_url_is_safe(ctx, url)
-    store = open_store(ctx)
-    with store.session() as session:
-        try:
-            row = queries.add_subscription(
-                session,
-                url=url,
-                event_types=event_types or (ANY_EVENT_TYPE,),
-                description=description,
-                learning_ids=learning_ids or None,
-                user_group_id=group,
-                secret=secret,
-                enabled=not disabled,
-            )
-        except ValueError as exc:
-            fail(str(exc), code=2)
-    print_json({"subscription": row.to_dict(show_secret=True), "note": ONCE_NOTE})
+    settings = get_settings(ctx)
+    data: dict[str, Any] = {
+        "url": url,
+        "description": description,
+        "learning_ids": list(learning_ids) or None,
+        "user_group_id": group,
+        "secret": secret,
+        "enabled": not disabled,
+    }
+    if event_types:
+        data["event_types"] = list(event_types)
+    try:
+        added = service.create_subscription(open_store(ctx), settings, data)
+    except AdminError as exc:
+        fail_with(exc)
+    print_json({"subscription": added, "note": ONCE_NOTE})
 
 
 @subscriptions.command("list")
@@ -76,10 +75,7 @@ def subscriptions_add(
 @click.pass_context
 def subscriptions_list(ctx: click.Context, enabled: bool | None) -> None:
     """List the subscriptions, oldest first, secrets masked."""
-    store = open_store(ctx)
-    with store.session(write=False) as session:
-        rows = queries.list_subscriptions(session, enabled=enabled)
-    print_json([row.to_dict() for row in rows])
+    print_json(service.list_subscriptions(open_store(ctx), enabled=enabled))
 
 
 @subscriptions.command("show")
@@ -87,12 +83,10 @@ def subscriptions_list(ctx: click.Context, enabled: bool | None) -> None:
 @click.pass_context
 def subscriptions_show(ctx: click.Context, subscription_id: str) -> None:
     """Show one subscription, secrets masked."""
-    store = open_store(ctx)
-    with store.session(write=False) as session:
-        row = queries.get_subscription(session, subscription_id)
-    if row is None:
-        fail(f"no subscription {subscription_id!r}")
-    print_json(row.to_dict())
+    try:
+        print_json(service.get_subscription(open_store(ctx), subscription_id))
+    except AdminError as exc:
+        fail_with(exc)
 
 
 @subscriptions.command("update")
@@ -118,18 +112,14 @@ def subscriptions_update(
     changes = collect_changes(**given)
     if not changes:
         fail("nothing to change; see --help", code=2)
-    if "url" in changes:
-        check_url_is_safe(ctx, changes["url"])
-
-    store = open_store(ctx)
-    with store.session() as session:
-        try:
-            row = queries.update_subscription(session, subscription_id, **changes)
-        except LookupError as exc:
-            fail(str(exc))
-        except ValueError as exc:
-            fail(str(exc), code=2)
-    print_json(row.to_dict())
+    settings = get_settings(ctx)
+    try:
+        updated = service.update_subscription(
+            open_store(ctx), settings, subscription_id, changes
+        )
+    except AdminError as exc:
+        fail_with(exc)
+    print_json(updated)
 
 
 @subscriptions.command("remove")
@@ -138,14 +128,10 @@ def subscriptions_update(
 @click.pass_context
 def subscriptions_remove(ctx: click.Context, subscription_id: str, purge: bool) -> None:
     """Remove a subscription; one with deliveries needs --purge (or disable it)."""
-    store = open_store(ctx)
-    with store.session() as session:
-        try:
-            removed = queries.remove_subscription(session, subscription_id, purge=purge)
-        except ValueError as exc:
-            fail(str(exc))
-    if not removed:
-        fail(f"no subscription {subscription_id!r}")
+    try:
+        service.remove_subscription(open_store(ctx), subscription_id, purge=purge)
+    except AdminError as exc:
+        fail_with(exc)
     click.echo(json.dumps({"removed": subscription_id}))
 
 
@@ -163,28 +149,15 @@ def subscriptions_rotate_secret(
     ctx: click.Context, subscription_id: str, grace: float | None, secret: str | None
 ) -> None:
     """Give a subscription a new secret and print it once."""
-    if grace is None:
-        grace = get_settings(ctx).rotation_grace
-    store = open_store(ctx)
-    with store.session() as session:
-        try:
-            row = queries.rotate_secret(
-                session, subscription_id, grace_seconds=grace, new_secret=secret
-            )
-        except LookupError as exc:
-            fail(str(exc))
-        except ValueError as exc:
-            fail(str(exc), code=2)
-    print_json({"subscription": row.to_dict(show_secret=True), "note": ONCE_NOTE})
-
-
-def check_url_is_safe(ctx: click.Context, url: str) -> None:
-    """Exit with 2 and the reason unless ``url`` passes the SSRF guard."""
-    allowed = get_settings(ctx).allow_private_targets
+    settings = get_settings(ctx)
+    data = {"grace_seconds": grace, "secret": secret}
     try:
-        check_target(url, allowed)
-    except UnsafeTargetError as exc:
-        fail(f"unsafe URL: {exc}", code=2)
+        rotated = service.rotate_secret(
+            open_store(ctx), settings, subscription_id, data
+        )
+    except AdminError as exc:
+        fail_with(exc)
+    print_json({"subscription": rotated, "note": ONCE_NOTE})
 
 
 def collect_changes(

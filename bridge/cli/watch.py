@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
 import click
 
 from bridge.cli import fail, print_json
-from bridge.cli.common import open_store
+from bridge.cli.common import fail_with, open_store
+from bridge.errors import AdminError
+from bridge.services import watch as service
 from bridge.store import poll_queries as pq
-
-if TYPE_CHECKING:
-    from bridge.store.poll_queries import WatchScopeRow
 
 
 @click.group()
@@ -31,23 +27,18 @@ def watch() -> None:
 @click.pass_context
 def watch_add(ctx: click.Context, kind: str, value: str) -> None:
     """Watch a user, group, learning (or user_learning) by its Open ELMS id."""
-    store = open_store(ctx)
     try:
-        with store.session() as session:
-            row = pq.add_watch(session, kind, value, now=datetime.now(UTC))
-    except ValueError as exc:
-        fail(str(exc), code=2)
-    print_json(shown(row))
+        added = service.add_watch(open_store(ctx), {"kind": kind, "value": value})
+    except AdminError as exc:
+        fail_with(exc)
+    print_json(added)
 
 
 @watch.command("list")
 @click.pass_context
 def watch_list(ctx: click.Context) -> None:
     """List the watch scopes, oldest first."""
-    store = open_store(ctx)
-    with store.session(write=False) as session:
-        rows = pq.list_watches(session)
-    print_json([shown(row) for row in rows])
+    print_json(service.list_watches(open_store(ctx)))
 
 
 @watch.command("remove")
@@ -55,19 +46,8 @@ def watch_list(ctx: click.Context) -> None:
 @click.pass_context
 def watch_remove(ctx: click.Context, watch_id: str) -> None:
     """Remove a watch scope; the pairs it added stay tracked."""
-    store = open_store(ctx)
-    with store.session() as session:
-        removed = pq.remove_watch(session, watch_id)
-    if not removed:
-        fail(f"no watch scope {watch_id}")
+    try:
+        service.remove_watch(open_store(ctx), watch_id)
+    except AdminError as exc:
+        fail(exc.message)
     print_json({"removed": watch_id})
-
-
-def shown(row: WatchScopeRow) -> dict[str, Any]:
-    """Return a watch scope as JSON-ready fields."""
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "value": row.value,
-        "created_at": row.created_at.isoformat(),
-    }

@@ -494,14 +494,24 @@ def list_deliveries(
     status: str | None = None,
     since: datetime | None = None,
     limit: int = DEFAULT_LIST_LIMIT,
+    after: str | None = None,
 ) -> list[DeliveryRow]:
-    """Return deliveries, newest first, filtered by subscription, status, time."""
+    """Return deliveries, newest first, filtered by subscription, status, time.
+
+    ``after`` is the id of the last delivery of the previous page; the page
+    starts after it. An unknown id gives an empty page.
+    """
     query = (
         select(DeliveryModel, OutboundEventModel.type)
         .join(OutboundEventModel)
         .order_by(DeliveryModel.created_at.desc(), DeliveryModel.id)
         .limit(limit)
     )
+    if after is not None:
+        cursor = session.get(DeliveryModel, after)
+        if cursor is None:
+            return []
+        query = query.where(listed_after(cursor))
     if subscription_id is not None:
         query = query.where(DeliveryModel.subscription_id == subscription_id)
     if status is not None:
@@ -509,6 +519,15 @@ def list_deliveries(
     if since is not None:
         query = query.where(DeliveryModel.created_at >= since)
     return [to_delivery_row(model, kind) for model, kind in session.execute(query)]
+
+
+def listed_after(cursor: DeliveryModel) -> Any:
+    """Return the condition of deliveries that a listing shows after ``cursor``."""
+    same_time = DeliveryModel.created_at == cursor.created_at
+    return or_(
+        DeliveryModel.created_at < cursor.created_at,
+        same_time & (DeliveryModel.id > cursor.id),
+    )
 
 
 def get_delivery(session: Session, delivery_id: str) -> DeliveryRow | None:
