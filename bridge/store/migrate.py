@@ -6,7 +6,11 @@ Alembic runs from code here, with the scripts shipped in
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from bridge.errors import ConfigError
 from bridge.store.db import build_engine
@@ -23,6 +28,7 @@ from bridge.store.models import Base
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+LOCK_KEY = 0x0E1A5B41D6E  # the advisory lock all bridge processes migrate under
 
 
 def build_config(url: str | None = None) -> Config:
@@ -41,11 +47,55 @@ def upgrade(url: str, revision: str = "head") -> None:
     """
     before = current(url)
     require_known(before)
-    command.upgrade(build_config(url), revision)
+    if revision == "head" and before == head():
+        return
+
+    # Web and worker processes may start together on a new database; one
+    # migrates while the others wait, then find nothing left to do.
+    with migration_lock(url):
+        command.upgrade(build_config(url), revision)
 
     after = current(url)
     if after != before:
         logger.info("database migrated from %s to %s", before, after)
+
+
+@contextmanager
+def migration_lock(url: str) -> Iterator[None]:
+    """Hold the database's migration lock: one migrating process at a time.
+
+    PostgreSQL takes a session advisory lock; a SQLite file takes ``flock``
+    on a file beside it (SQLite's own lock is not held across Alembic's
+    several transactions). A memory database needs none.
+    """
+    engine = build_engine(url)
+    try:
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as connection:
+                connection.execute(
+                    text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY}
+                )
+                try:
+                    yield
+                finally:
+                    connection.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY}
+                    )
+                    connection.commit()
+            return
+
+        database = engine.url.database or ""
+        if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+            yield
+            return
+        descriptor = os.open(database + ".migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # closing releases the flock
+    finally:
+        engine.dispose()
 
 
 def current(url: str) -> str | None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from sqlalchemy import inspect, text
 
 from bridge.store import create_store, migrate
@@ -9,6 +13,7 @@ from bridge.store.db import build_engine
 from bridge.store.queries import add_source, list_sources
 
 TABLES = {"sources", "inbound_requests", "events"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def table_names(url: str) -> set[str]:
@@ -102,3 +107,30 @@ def test_check_reports_a_missing_index(db_url: str) -> None:
     execute(db_url, "DROP INDEX ix_events_source")
 
     assert migrate.check(db_url) == ["add_index: events.ix_events_source"]
+
+
+def test_processes_starting_together_on_a_new_database_all_migrate_cleanly(
+    db_url: str,
+) -> None:
+    """Web and workers may all run ``upgrade`` at once on an empty database."""
+    code = "import sys; from bridge.store import migrate; migrate.upgrade(sys.argv[1])"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, db_url],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in processes]
+    for process in processes:
+        if process.stdout:
+            process.stdout.close()
+        if process.stderr:
+            process.stderr.close()
+
+    assert [code for code, _ in results] == [0, 0, 0, 0], results
+    assert migrate.current(db_url) == migrate.head()
+    assert migrate.check(db_url) == []
