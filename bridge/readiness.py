@@ -71,10 +71,13 @@ def run_checks(store: Store, limits: Limits, now: datetime) -> list[Check]:
         return with_rest_skipped(lost)
 
 
+CHECK_NAMES = ("database", "migrations", "worker", "elms")
+
+
 def with_rest_skipped(database: Check) -> list[Check]:
     """Return the failed database check and the others marked not checked."""
     skipped = "not checked: the database is unreachable"
-    rest = ("migrations", "worker", "elms")
+    rest = CHECK_NAMES[1:]
     return [database, *(Check(name, False, skipped) for name in rest)]
 
 

@@ -12,12 +12,14 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
 
 from bridge.config import load_settings
 from bridge.mappings import load_mappings_file
+from bridge.readiness import CHECK_NAMES
 from bridge.sources import load_sources_file
 from tests.deployfiles import (
     COMPOSE_FILE,
@@ -226,7 +228,11 @@ def test_k8s_web_probes_and_service_reach_the_configured_port() -> None:
     assert ports == {"http": int(config["BRIDGE_PORT"])}
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    readiness = urlsplit(container["readinessProbe"]["httpGet"]["path"])
+    assert readiness.path == "/readyz"
+    asked = parse_qs(readiness.query)["check"][0].split(",")
+    assert asked == ["database", "migrations"]
+    assert set(asked) <= set(CHECK_NAMES)
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         assert container[probe]["httpGet"]["port"] in ports
     (service_port,) = service["spec"]["ports"]

@@ -94,6 +94,35 @@ def test_no_worker_heartbeat_is_not_ready(database_url):
     }
 
 
+def test_check_parameter_answers_for_the_named_checks_only(database_url):
+    """A web pod's probe asks what intake needs; no worker does not fail it."""
+    store, served = serve_app(database_url)
+    with served as app:
+        only = requests.get(
+            f"{app.url}/readyz", params={"check": "database,migrations"}, timeout=10
+        )
+        repeated = requests.get(
+            f"{app.url}/readyz?check=worker&check=database", timeout=10
+        )
+        unknown = requests.get(f"{app.url}/readyz?check=database,disk", timeout=10)
+    store.dispose()
+
+    assert only.status_code == 200
+    assert only.json()["status"] == "ready"
+    assert set(only.json()["checks"]) == {"database", "migrations"}
+    assert repeated.status_code == 503
+    assert repeated.json()["failed"] == ["worker"]
+    assert set(repeated.json()["checks"]) == {"database", "worker"}
+    assert unknown.status_code == 400
+    assert unknown.json()["errors"] == [
+        {
+            "path": "check",
+            "message": "unknown check(s) disk; known: database, migrations, "
+            "worker, elms",
+        }
+    ]
+
+
 def test_a_stale_heartbeat_is_not_ready(database_url):
     store, served = serve_app(database_url, ready_heartbeat_max=60)
     old = datetime.now(UTC) - timedelta(seconds=300)
