@@ -260,12 +260,9 @@ def check_url_is_safe(settings: Settings, url: str) -> None:
     """
     try:
         check_target(url, settings.allow_private_targets)
-    except UnsafeTargetError as exc:
+    except UnsafeTargetError as exc:  # also a URL that does not parse at all
         message = f"unsafe URL: {exc}"
         raise InvalidInputError(message, errors={"url": [message]}) from None
-    except ValueError as exc:
-        # urlsplit refuses some URLs outright, e.g. an unclosed "[" host.
-        raise invalid_field("url", f"is not a valid URL: {exc}") from None
 
 
 def field_of(exc: ValueError) -> str:

@@ -30,7 +30,9 @@ def test_a_url_urlsplit_refuses_is_422_on_url(bridge):
     )
 
     assert answer.status_code == 422
-    assert answer.json()["errors"] == {"url": ["is not a valid URL: Invalid IPv6 URL"]}
+    assert answer.json()["errors"] == {
+        "url": ["unsafe URL: the URL does not parse: Invalid IPv6 URL"]
+    }
 
 
 @pytest.mark.parametrize(
