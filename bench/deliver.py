@@ -5,7 +5,7 @@ it, with subscriptions added and outbound events written through the
 bridge's own store functions (``record_transition`` writes each event and
 one pending delivery per subscription). A ``Deliverer`` built from
 settings then drains it in this process the way the worker drives it:
-``run_once(wait=False)`` on every tick of the dispatch interval.
+``run_once(wait=False, refill=True)`` on every tick of the dispatch interval.
 
 The sink (``bench/sink_app.py``) runs under gunicorn in its own process
 and answers 204 at once, or after ``--slow-seconds`` for the slow
@@ -191,7 +191,7 @@ def drain(
                 timed_out = True
                 break
 
-            deliverer.run_once(wait=False)
+            deliverer.run_once(wait=False, refill=True)
             next_tick = next_tick_after(next_tick, interval, time.monotonic())
             time.sleep(max(0.0, next_tick - time.monotonic()))
 

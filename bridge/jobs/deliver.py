@@ -181,15 +181,24 @@ class Deliverer:
         self.in_flight: set[Future[None]] = set()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.refilling = False
+        self.refill_lock = threading.Lock()
 
-    def run_once(self, *, wait: bool = True) -> int:
+    def run_once(self, *, wait: bool = True, refill: bool = False) -> int:
         """Claim due deliveries for the free threads and send them; return how many.
 
         Args:
             wait: True to return once every claimed delivery is recorded;
                 False (the scheduler's way) to return at once and leave them
                 sending, so the next pass can fill threads freed meanwhile.
+            refill: True (the worker's way) to claim again each time a
+                delivery is recorded, from then on, instead of waiting for
+                the next pass: a pass takes at most ``per_subscription`` of
+                one subscriber, so a backlog would otherwise drain at that
+                many per tick.
         """
+        if refill:
+            self.refilling = True
         free = self.config.concurrency - self.busy()
         if free <= 0 or self.stopping.is_set():
             return 0
@@ -240,9 +249,29 @@ class Deliverer:
         return future
 
     def forget(self, future: Future[None]) -> None:
-        """Stop tracking a finished delivery."""
+        """Stop tracking a finished delivery, and fill its thread if asked to."""
         with self.lock:
             self.in_flight.discard(future)
+        if self.refilling and not self.stopping.is_set():
+            self.refill()
+
+    def refill(self) -> None:
+        """Claim for the free threads now, one claim at a time.
+
+        A thread that finds another claiming leaves its slot to that claim
+        (or the next one): while claims are slow, more slots gather for each,
+        so a long backlog does not cost one claim query per delivery. The
+        chain ends when a claim finds nothing due; the next pass starts it.
+        """
+        if not self.refill_lock.acquire(blocking=False):
+            return
+        try:
+            self.run_once(wait=False)
+        except Exception:  # noqa: BLE001 - the next pass claims anyway
+            if not self.stopping.is_set():
+                logger.exception("deliver %s: refill claim failed", self.worker)
+        finally:
+            self.refill_lock.release()
 
     def busy(self) -> int:
         """Return how many deliveries are being sent now."""

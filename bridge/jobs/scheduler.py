@@ -74,7 +74,7 @@ def build_scheduler(
             "interval",
             id="deliver",
             seconds=settings.dispatch_interval,
-            kwargs={"wait": False},
+            kwargs={"wait": False, "refill": True},
         )
     if poller is not None:
         scheduler.add_job(

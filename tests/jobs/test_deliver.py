@@ -452,6 +452,42 @@ def test_slow_subscriber_does_not_delay_others(store, make_deliverer):
     assert delivery(store, slow_delivery).status == "delivered"
 
 
+def test_refill_drains_a_backlog_without_waiting_for_the_next_pass(
+    store, make_deliverer, receiver
+):
+    """One pass takes 4 of a subscriber; each finished delivery claims again."""
+    sub = subscribe(store, receiver.url, receiver.receiver.secret)
+    ids = [announce(store, sub)[1][0] for _ in range(30)]
+    deliverer = make_deliverer(replace(CONFIG, per_subscription=4))
+
+    assert deliverer.run_once(wait=False, refill=True) == 4
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if all(delivery(store, each).status == "delivered" for each in ids):
+            break
+        time.sleep(0.05)  # no further run_once: only refills may claim
+    deliverer.wait_for()
+
+    assert [delivery(store, each).status for each in ids] == ["delivered"] * 30
+    assert Counter(receiver.receiver.ids()) == Counter(
+        {event_id: 1 for event_id in receiver.receiver.ids()}
+    )
+    assert len(receiver.receiver.ids()) == 30
+
+
+def test_without_refill_a_pass_takes_only_its_share(store, make_deliverer, receiver):
+    sub = subscribe(store, receiver.url, receiver.receiver.secret)
+    for _ in range(10):
+        announce(store, sub)
+    deliverer = make_deliverer(replace(CONFIG, per_subscription=4))
+
+    deliverer.run_once(wait=False)
+    deliverer.wait_for()
+    time.sleep(0.2)
+
+    assert len(receiver.receiver.ids()) == 4
+
+
 def run_until_quiet(deliverer: Deliverer, done: Callable[[], bool]) -> None:
     """Run non-waiting passes (the scheduler's way) until ``done()`` holds."""
     deadline = time.monotonic() + 10
