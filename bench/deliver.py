@@ -43,7 +43,6 @@ from bench.deliver_report import (
     report_header,
     report_medians,
     report_round,
-    tick_ceilings,
 )
 from bench.ingest import clean_env, free_port, raise_interrupt, running
 from bridge.config import DEFAULT_DISPATCH_INTERVAL, load_settings
@@ -274,7 +273,7 @@ def run_round(
 
     fast, slow = drained[fast_box.name], drained[slow_box.name]
     result = Round(interval, plain, fast, slow, slow_first)
-    report_round(result, tick_ceilings(args, config, interval))
+    report_round(result)
     return result
 
 

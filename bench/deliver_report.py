@@ -78,7 +78,7 @@ def report_header(args: argparse.Namespace, config: DeliveryConfig) -> None:
     )
 
 
-def report_round(result: Round, ceilings: tuple[float, float]) -> None:
+def report_round(result: Round) -> None:
     """Print the plain loop and both deliverer runs of one round."""
     interval, plain, fast, slow = (
         result.interval,
@@ -97,12 +97,12 @@ def report_round(result: Round, ceilings: tuple[float, float]) -> None:
     )
 
     print(
-        f"{describe_run('bridge, fast only', fast, ceilings[0])}:"
+        f"{describe_run('bridge, fast only', fast)}:"
         f" bridge/plain {ratio(fast.rate, plain.rate):.2f}"
     )
     at_close = slow.at_close
     print(
-        f"{describe_run('bridge, + slow', slow, ceilings[1])}:"
+        f"{describe_run('bridge, + slow', slow)}:"
         f" x{ratio(slow.rate, fast.rate):.2f} of fast only;"
         f" slow delivered {slow.at_drain.slow_delivered} meanwhile,"
         f" {at_close.slow_delivered} of {at_close.slow_total} at close"
@@ -113,14 +113,11 @@ def report_round(result: Round, ceilings: tuple[float, float]) -> None:
             print(f"  {run.name}: {'timed out; ' if run.timed_out else ''}{problems}")
 
 
-def describe_run(label: str, run: Drained, ceiling: float) -> str:
-    """Return the start of a deliverer run's line: count, time, rate, ceiling."""
-    limit = (
-        f"the tick allows {ceiling:.0f}/s" if ceiling else "slow ones fill every thread"
-    )
+def describe_run(label: str, run: Drained) -> str:
+    """Return the start of a deliverer run's line: count, time, rate."""
     return (
         f"  {label:<18} {run.at_drain.fast_delivered:>5} in {run.seconds:6.2f} s"
-        f" = {run.rate:5.0f}/s ({limit})"
+        f" = {run.rate:5.0f}/s"
     )
 
 
@@ -136,21 +133,6 @@ def report_medians(rounds: list[Round]) -> None:
         f"{ratio(fast, plain):.2f}), + slow {slow:.0f}/s (x{ratio(slow, fast):.2f}; "
         f"per round x{beside[0]:.2f} to x{beside[-1]:.2f})"
     )
-
-
-def tick_ceilings(
-    args: argparse.Namespace, config: DeliveryConfig, interval: float
-) -> tuple[float, float]:
-    """Return the fast deliveries/s one claim per tick allows, without and with slow.
-
-    A pass claims at most ``per_subscription`` per subscription and no more
-    than the free threads; a slow subscriber keeps its share busy.
-    """
-    fast_share = args.fast_subscribers * config.per_subscription
-    slow_share = args.slow_subscribers * config.per_subscription
-    alone = min(config.concurrency, fast_share) / interval
-    beside = max(0, min(config.concurrency - slow_share, fast_share)) / interval
-    return alone, beside
 
 
 def ratio(part: float, whole: float) -> float:
