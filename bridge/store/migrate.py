@@ -19,7 +19,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
 
 from bridge.errors import ConfigError
 from bridge.store.db import build_engine
@@ -28,7 +27,6 @@ from bridge.store.models import Base
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-LOCK_KEY = 0x0E1A5B41D6E  # the advisory lock all bridge processes migrate under
 
 
 def build_config(url: str | None = None) -> Config:
@@ -62,40 +60,27 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 @contextmanager
 def migration_lock(url: str) -> Iterator[None]:
-    """Hold the database's migration lock: one migrating process at a time.
+    """Hold a SQLite file's migration lock: one migrating process at a time.
 
-    PostgreSQL takes a session advisory lock; a SQLite file takes ``flock``
-    on a file beside it (SQLite's own lock is not held across Alembic's
-    several transactions). A memory database needs none.
+    ``flock`` on a file beside the database, since SQLite's own lock is not
+    held across the several transactions of a run. PostgreSQL needs none
+    here: the migration environment takes an advisory lock in its
+    transaction. A memory database needs none either.
     """
     engine = build_engine(url)
-    try:
-        if engine.dialect.name == "postgresql":
-            with engine.connect() as connection:
-                connection.execute(
-                    text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY}
-                )
-                try:
-                    yield
-                finally:
-                    connection.execute(
-                        text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY}
-                    )
-                    connection.commit()
-            return
+    database = engine.url.database or ""
+    sqlite_file = engine.dialect.name == "sqlite" and database not in ("", ":memory:")
+    engine.dispose()
+    if not sqlite_file:
+        yield
+        return
 
-        database = engine.url.database or ""
-        if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
-            yield
-            return
-        descriptor = os.open(database + ".migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)  # closing releases the flock
+    descriptor = os.open(database + ".migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
     finally:
-        engine.dispose()
+        os.close(descriptor)  # closing releases the flock
 
 
 def current(url: str) -> str | None:
