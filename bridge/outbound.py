@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Protocol
 
+from bridge.elms_shapes import Status
 from bridge.store import poll_queries as pq
 
 if TYPE_CHECKING:
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     from bridge.store.models import EventRow
 
 logger = logging.getLogger(__name__)
+
+# How far along each status is. The bridge only starts and completes, and
+# a start leaves a completed pair completed, so its calls never move back.
+PROGRESS_ORDER = {
+    Status.NOT_ATTEMPTED.value: 0,
+    Status.IN_PROGRESS.value: 1,
+    Status.COMPLETED.value: 2,
+}
 
 
 class ProgressState(Protocol):
@@ -49,14 +58,27 @@ def announce_inbound(
 
     The previous state is the tracked pair's, when the bridge knows one:
     if a poll already saw (and announced) the new state, nothing is
-    announced twice. Returns the ids of the outbound events written.
+    announced twice. A state behind the tracked one (a start after Open
+    ELMS completed the pair) is neither announced nor stored: Open ELMS
+    keeps the completion, and storing the start would make the next
+    completion look new. Returns the ids of the outbound events written.
     """
     pq.track_pair(session, user_id, learning_id, origin="inbound", now=now)
-    tracked = pq.get_pair(session, user_id, learning_id)
+    tracked = pq.get_pair(session, user_id, learning_id, lock=True)
 
     old_status, old_score = str(old.status), old.score
     if tracked is not None and tracked.status is not None:
         old_status, old_score = tracked.status, tracked.score
+    if falls_behind(old_status, str(new.status)):
+        logger.debug(
+            "pair %s/%s: kept %s; event %s asked for %s",
+            user_id,
+            learning_id,
+            old_status,
+            inbound_event_id,
+            new.status,
+        )
+        return []
 
     ids = pq.record_transition(
         session,
@@ -79,6 +101,12 @@ def announce_inbound(
             inbound_event_id,
         )
     return ids
+
+
+def falls_behind(old_status: str, new_status: str) -> bool:
+    """Tell whether ``new_status`` is less far along than ``old_status``."""
+    order = PROGRESS_ORDER.get(new_status, 0) - PROGRESS_ORDER.get(old_status, 0)
+    return order < 0
 
 
 def announce_event_failed(
