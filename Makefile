@@ -28,6 +28,8 @@ demo: $(RUNTIME)
 bench: $(RUNTIME)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.e2e
+	$(BIN)/python -m bench.deliver
+	$(BIN)/python -m bench.scale
 
 lint: $(DEV)
 	$(BIN)/ruff check $(CODE)

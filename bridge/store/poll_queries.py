@@ -96,9 +96,24 @@ def track_pair(
     return True
 
 
-def get_pair(session: Session, user_id: str, learning_id: str) -> TrackedPairRow | None:
-    """Return a tracked pair, or None if it is not tracked."""
-    model = session.get(TrackedPairModel, (user_id, learning_id))
+def get_pair(
+    session: Session, user_id: str, learning_id: str, *, lock: bool = False
+) -> TrackedPairRow | None:
+    """Return a tracked pair, or None if it is not tracked.
+
+    ``lock`` reads the row afresh and holds it to the end of the
+    transaction: a poll recording this pair meanwhile is waited for, and
+    what it stored is seen, so the same change is not announced twice.
+    """
+    if not lock:
+        model = session.get(TrackedPairModel, (user_id, learning_id))
+    else:
+        model = session.get(
+            TrackedPairModel,
+            (user_id, learning_id),
+            with_for_update=True,
+            populate_existing=True,
+        )
     return None if model is None else to_pair_row(model)
 
 
