@@ -17,12 +17,10 @@ from urllib.parse import parse_qsl, urlencode
 from bridge.adapters.base import InboundRequest
 from bridge.auth import credential_form_fields, credential_headers, verify_request
 from bridge.errors import PayloadError, PayloadTooLargeError
-from bridge.store import queries
+from bridge.store.intake_queries import IntakeWrite, record_intake
 from bridge.store.models import IntakeRequest
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from bridge.adapters.base import AdapterResult
     from bridge.events import ProgressEvent
     from bridge.registry import Channel, SourceRegistry
@@ -132,20 +130,18 @@ def store_request(
     fingerprint.update(delivery.body)
     dedupe_key = fingerprint.hexdigest()
 
-    def write(session: Session) -> IntakeOutcome:
-        return queries.record_intake(
-            session,
-            source=channel.source.name,
-            request=kept,
-            events=events,
-            dedupe_key=dedupe_key,
-            respond=respond,
-        )
-
+    write = IntakeWrite(channel.source.name, kept, events, dedupe_key, respond)
     if store.group_committer is not None:
         return store.group_committer.write(write)
     with store.session() as session:
-        return write(session)
+        return record_intake(
+            session,
+            source=write.source,
+            request=write.request,
+            events=write.events,
+            dedupe_key=write.dedupe_key,
+            respond=write.respond,
+        )
 
 
 def accepted_answer(result: AdapterResult) -> Responder:

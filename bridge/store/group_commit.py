@@ -3,10 +3,12 @@
 SQLite lets one writer in at a time and every commit is synced to disk, so
 one transaction per request makes the web threads queue for the file and
 pay a sync each. Here the threads of a process hand their intake to one
-writer thread, which stores whatever has gathered in a single transaction
-and answers each request when the commit is on disk. Every request is still
-answered only after its own rows are durable; a request refused (409) is
-refused alone, since its checks fail before any of its rows are written.
+writer thread, which stores whatever has gathered with one lookup and one
+insert per table (``intake_queries.record_intakes``) in a single
+transaction, and answers each request when the commit is on disk. Every
+request is still answered only after its own rows are durable; a request
+refused (409) is refused alone, since its checks fail before any of its
+rows are written.
 """
 
 from __future__ import annotations
@@ -15,32 +17,28 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bridge.errors import InboundError
+from bridge.store.intake_queries import IntakeWrite, record_intakes
 from bridge.store.writers import FileTurn
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from bridge.store.db import Store
     from bridge.store.models import IntakeOutcome
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64
-Write = Callable[["Session"], "IntakeOutcome"]
 
 
 @dataclass
 class _Job:
     """One request's write and the future its thread waits on."""
 
-    write: Write
+    write: IntakeWrite
     done: Future[IntakeOutcome] = field(default_factory=Future)
 
 
@@ -57,8 +55,13 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._pid = 0
 
-    def write(self, write: Write) -> IntakeOutcome:
-        """Run ``write`` in the next batch; return its outcome once committed."""
+    def write(self, write: IntakeWrite) -> IntakeOutcome:
+        """Store ``write`` in the next batch; return its outcome once committed.
+
+        Raises:
+            ConflictError: an event id of the request came back with other
+                content; nothing of the request was written.
+        """
         self._ensure_thread()
         job = _Job(write)
         self._jobs.put(job)
@@ -91,11 +94,9 @@ class GroupCommitter:
 
     def _write_batch(self, batch: list[_Job]) -> None:
         """Write a batch in one transaction; on a failure, write jobs one by one."""
-        outcomes: list[IntakeOutcome | InboundError] = []
         try:
             with self._turn(), self.store.session() as session:
-                for job in batch:
-                    outcomes.append(self._attempt(job, session))
+                outcomes = record_intakes(session, [job.write for job in batch])
         except Exception:  # noqa: BLE001 - each job is retried alone below
             if len(batch) == 1:
                 logger.exception("intake write failed")
@@ -107,7 +108,7 @@ class GroupCommitter:
             return
 
         for job, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, InboundError):
+            if isinstance(outcome, Exception):
                 job.done.set_exception(outcome)
             else:
                 job.done.set_result(outcome)
@@ -115,14 +116,6 @@ class GroupCommitter:
     def _turn(self) -> AbstractContextManager[None]:
         """Return the cross-process write turn (a no-op for a memory database)."""
         return self._file_turn.hold() if self._file_turn else nullcontext()
-
-    @staticmethod
-    def _attempt(job: _Job, session: Session) -> IntakeOutcome | InboundError:
-        """Run one job's write; an inbound error is that request's answer."""
-        try:
-            return job.write(session)
-        except InboundError as exc:
-            return exc
 
     @staticmethod
     def _fail(job: _Job) -> None:

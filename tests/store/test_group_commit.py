@@ -10,6 +10,7 @@ import pytest
 from bridge.errors import ConflictError
 from bridge.store import create_store, migrate, queries
 from bridge.store.group_commit import GroupCommitter
+from bridge.store.intake_queries import IntakeWrite, record_intakes
 from tests.store.conftest import accept, build_event, build_request
 
 
@@ -26,17 +27,7 @@ def writer_for(event_id: str, verb: str | None = None, body: bytes | None = None
     event = build_event(event_id, verb=verb)
     request = build_request(body or f"body-{event_id}-{verb}".encode())
 
-    def write(session):
-        return queries.record_intake(
-            session,
-            source=event.source,
-            request=request,
-            events=[event],
-            dedupe_key=request.body.decode(),
-            respond=accept,
-        )
-
-    return write
+    return IntakeWrite(event.source, request, [event], request.body.decode(), accept)
 
 
 def test_concurrent_writes_are_batched_and_all_stored(sqlite_store):
@@ -109,3 +100,39 @@ def test_the_same_request_twice_in_one_batch_is_stored_once(sqlite_store):
     assert sorted([one.duplicate, two.duplicate]) == [False, True]
     with sqlite_store.session(write=False) as session:
         assert len(queries.list_events(session)) == 1
+
+
+def test_one_batch_answers_each_request_as_if_it_came_alone(sqlite_store):
+    """The batch path, without threads: repeats, conflicts and shared ids."""
+    with sqlite_store.session() as session:
+        [stored] = record_intakes(session, [writer_for("stmt-x", verb="completed")])
+
+    batch = [
+        writer_for("stmt-y"),
+        writer_for("stmt-x", verb="attempted"),  # stored id, other content
+        writer_for("stmt-x", verb="completed", body=b"stmt-x again"),  # same content
+        writer_for("stmt-y"),  # the first request of this batch, repeated
+        writer_for("stmt-w", verb="completed", body=b"w-1"),
+        writer_for("stmt-w", verb="attempted", body=b"w-2"),  # conflicts in-batch
+    ]
+    with sqlite_store.session() as session:
+        outcomes = record_intakes(session, batch)
+
+    first_y, conflict, same_x, repeated_y, first_w, conflict_w = outcomes
+    assert isinstance(conflict, ConflictError)
+    assert isinstance(conflict_w, ConflictError)
+    assert not first_y.duplicate and repeated_y.duplicate
+    assert repeated_y.request_id == first_y.request_id
+    assert repeated_y.response_body == first_y.response_body
+    assert not same_x.duplicate and same_x.new_event_ids == []
+    assert same_x.event_ids == stored.event_ids
+    assert first_w.new_event_ids == first_w.event_ids
+    with sqlite_store.session(write=False) as session:
+        events = queries.list_events(session)
+        requests = {e.request_id for e in events}
+    assert sorted(e.source_event_id for e in events) == ["stmt-w", "stmt-x", "stmt-y"]
+    assert requests == {
+        stored.request_id,
+        first_y.request_id,
+        first_w.request_id,
+    }
