@@ -93,6 +93,20 @@ class Store:
         with factory.begin() as session:
             yield session
 
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """Yield a Core connection in a write transaction, committed on success.
+
+        For the intake writer's batches: without a Session there is no unit
+        of work to set up and tear down around a few prebuilt statements.
+        """
+        if self._write_lock is not None:
+            with self._write_lock, self.engine.begin() as connection:
+                yield connection
+            return
+        with self.engine.begin() as connection:
+            yield connection
+
     def dispose(self) -> None:
         """Close every pooled connection; call it in a child after a fork."""
         self.engine.dispose()

@@ -95,8 +95,8 @@ class GroupCommitter:
     def _write_batch(self, batch: list[_Job]) -> None:
         """Write a batch in one transaction; on a failure, write jobs one by one."""
         try:
-            with self._turn(), self.store.session() as session:
-                outcomes = record_intakes(session, [job.write for job in batch])
+            with self._turn(), self.store.write_connection() as connection:
+                outcomes = record_intakes(connection, [job.write for job in batch])
         except Exception:  # noqa: BLE001 - each job is retried alone below
             if len(batch) == 1:
                 logger.exception("intake write failed")

@@ -37,6 +37,7 @@ from bridge.store.models import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
@@ -94,32 +95,35 @@ def record_intake(
     if session.get_bind().dialect.name == "sqlite":
         # SQLite write transactions begin IMMEDIATE: no other writer can get
         # between the checks and the inserts, so no savepoint is needed.
-        return _raised(record_intakes(session, [write], now=now)[0])
+        return _raised(record_intakes(session.connection(), [write], now=now)[0])
     try:
         with session.begin_nested():
-            return _raised(record_intakes(session, [write], now=now)[0])
+            return _raised(record_intakes(session.connection(), [write], now=now)[0])
     except IntegrityError:
         # Another process inserted the same request or event id after our
         # checks; its row is committed now, so checking again sees it.
         logger.warning("intake from %s lost an insert race; checking again", source)
 
     with session.begin_nested():
-        return _raised(record_intakes(session, [write], now=now)[0])
+        return _raised(record_intakes(session.connection(), [write], now=now)[0])
 
 
 def record_intakes(
-    session: Session, writes: list[IntakeWrite], *, now: datetime | None = None
+    connection: Connection,
+    writes: list[IntakeWrite],
+    *,
+    now: datetime | None = None,
 ) -> list[IntakeOutcome | ConflictError]:
-    """Store several requests in the caller's transaction; one outcome each.
+    """Store several requests in the connection's transaction; one outcome each.
 
     Each outcome is what ``record_intake`` would give for that request had
     the ones before it been stored first; a ``ConflictError`` stands for
     that request's 409, and nothing of it is written.
     """
     now = now or datetime.now(UTC)
-    answers = _stored_answers(session, [(w.source, w.dedupe_key) for w in writes])
+    answers = _stored_answers(connection, [(w.source, w.dedupe_key) for w in writes])
     known = _stored_events(
-        session, [(w.source, e.event_id) for w in writes for e in w.events]
+        connection, [(w.source, e.event_id) for w in writes for e in w.events]
     )
 
     outcomes: list[IntakeOutcome | ConflictError] = []
@@ -144,9 +148,8 @@ def record_intakes(
         event_rows.extend(rows)
         outcomes.append(outcome)
 
-    # Core inserts on the session's connection: the ORM's unit of work and
-    # execution layer cost more than the write itself on this hot path.
-    connection = session.connection()
+    # Core inserts: the ORM's unit of work and execution layer cost more
+    # than the write itself on this hot path.
     if request_rows:
         connection.execute(_INSERT_REQUEST, request_rows)
     if event_rows:
@@ -221,13 +224,13 @@ _INSERT_EVENTS = insert(_EVENTS)
 
 
 def _stored_answers(
-    session: Session, keys: list[tuple[str, str]]
+    connection: Connection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], IntakeOutcome]:
     """Return the stored answers of these (source, dedupe key) pairs."""
     found: dict[tuple[str, str], IntakeOutcome] = {}
     for source, dedupe_keys in _by_source(keys).items():
         parameters = {"source": source, "keys": dedupe_keys}
-        for row in session.connection().execute(_STORED_ANSWERS, parameters):
+        for row in connection.execute(_STORED_ANSWERS, parameters):
             found[(row.source, row.dedupe_key)] = IntakeOutcome(
                 duplicate=True,
                 request_id=row.id,
@@ -239,13 +242,13 @@ def _stored_answers(
 
 
 def _stored_events(
-    session: Session, keys: list[EventKey]
+    connection: Connection, keys: list[EventKey]
 ) -> dict[EventKey, StoredEvent]:
     """Return (id, content hash) of the stored events among these keys."""
     found: dict[EventKey, StoredEvent] = {}
     for source, event_ids in _by_source(keys).items():
         parameters = {"source": source, "ids": event_ids}
-        for row in session.connection().execute(_STORED_HASHES, parameters):
+        for row in connection.execute(_STORED_HASHES, parameters):
             found[(row[0], row[1])] = (row[2], row[3])
     return found
 

@@ -104,8 +104,8 @@ def test_the_same_request_twice_in_one_batch_is_stored_once(sqlite_store):
 
 def test_one_batch_answers_each_request_as_if_it_came_alone(sqlite_store):
     """The batch path, without threads: repeats, conflicts and shared ids."""
-    with sqlite_store.session() as session:
-        [stored] = record_intakes(session, [writer_for("stmt-x", verb="completed")])
+    with sqlite_store.write_connection() as connection:
+        [stored] = record_intakes(connection, [writer_for("stmt-x", verb="completed")])
 
     batch = [
         writer_for("stmt-y"),
@@ -115,8 +115,8 @@ def test_one_batch_answers_each_request_as_if_it_came_alone(sqlite_store):
         writer_for("stmt-w", verb="completed", body=b"w-1"),
         writer_for("stmt-w", verb="attempted", body=b"w-2"),  # conflicts in-batch
     ]
-    with sqlite_store.session() as session:
-        outcomes = record_intakes(session, batch)
+    with sqlite_store.write_connection() as connection:
+        outcomes = record_intakes(connection, batch)
 
     first_y, conflict, same_x, repeated_y, first_w, conflict_w = outcomes
     assert isinstance(conflict, ConflictError)
