@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 from bridge.adapters.base import InboundRequest
 from bridge.auth import credential_form_fields, credential_headers, verify_request
 from bridge.errors import PayloadError, PayloadTooLargeError
+from bridge.storable import check_events
 from bridge.store.intake_queries import IntakeWrite, record_intake
 from bridge.store.models import IntakeRequest
 
@@ -101,6 +102,7 @@ def receive(
         query=dict(delivery.query),
     )
     result = channel.adapter.parse(request)
+    check_events(result.events)
 
     respond = (answer or accepted_answer)(result)
     outcome = store_request(store, channel, delivery, result.events, respond)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PAIR_BUSY_DELAY = 0.5  # seconds before retrying an event whose pair is held
+UNEXPECTED_DETAIL = 200  # characters of an unexpected error kept on the event
 Clock = Callable[[], datetime]
 
 
@@ -113,7 +114,7 @@ class Dispatcher:
             if self.stopping.is_set() or self.is_paused():
                 self.release([e.id for e in events[done:]])
                 break
-            self.apply(event)
+            self.apply_safely(event)
             done += 1
 
         if events:
@@ -139,6 +140,25 @@ class Dispatcher:
             dq.release_events(session, event_ids, worker=self.worker)
 
     # One event
+
+    def apply_safely(self, event: EventRow) -> None:
+        """Apply one event; an unexpected error costs that event an attempt.
+
+        Without this, one event that always fails the same way (a value the
+        database refuses, a bug) would end every pass and hold back the
+        events claimed with it, pass after pass. As an attempt with backoff,
+        a passing fault is retried and a lasting one ends the event failed.
+        """
+        try:
+            self.apply(event)
+        except Exception as exc:  # noqa: BLE001 - logged, and the event retried
+            logger.exception("%s: unexpected error while applying it", named(event))
+            first_line = (str(exc).splitlines() or [""])[0][:UNEXPECTED_DETAIL]
+            reason = RuntimeError(f"unexpected {type(exc).__name__}: {first_line}")
+            try:
+                self.schedule_retry(event, reason)
+            except Exception:  # noqa: BLE001 - its lease runs out instead
+                logger.exception("%s: could not record the failure", named(event))
 
     def apply(self, event: EventRow) -> None:
         """Resolve, decide, call and record one claimed event."""
@@ -330,7 +350,7 @@ class Dispatcher:
             return
         self.schedule_retry(event, exc)
 
-    def schedule_retry(self, event: EventRow, exc: ElmsError) -> None:
+    def schedule_retry(self, event: EventRow, exc: Exception) -> None:
         """Try again after a backoff, or fail the event past the attempt limit."""
         attempts = event.attempts + 1
         if attempts >= self.config.max_attempts:
