@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge.intake import Delivery, receive
 from bridge.web.access import current_request_id, note_intake
@@ -22,10 +23,29 @@ def delivery_from_request() -> Delivery:
         path=request.path,
         content_type=request.mimetype or "",
         headers=dict(request.headers),
-        body=request.get_data(cache=True),
+        body=read_body(),
         query=request.args.to_dict(flat=True),
         request_id=current_request_id(),
     )
+
+
+def read_body() -> bytes:
+    """Return the request body; 413 when it is longer than the app's limit.
+
+    A chunked body has no length to check up front, and the limit then
+    only stops the reading: what is left must be looked for, or a body cut
+    at the limit would pass for the whole of it.
+
+    Raises:
+        RequestEntityTooLarge: the body goes on past ``MAX_CONTENT_LENGTH``.
+    """
+    body = request.get_data(cache=True)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    chunked = request.content_length is None
+    if chunked and limit is not None and len(body) >= limit:
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    return body
 
 
 @hooks.post("/hooks/<source>")
