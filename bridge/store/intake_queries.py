@@ -53,6 +53,7 @@ insert forces ``record_intake`` to check again; only the answer stored is
 the one to send.
 """
 
+INSERT_RACE_RETRIES = 5  # rounds lost to concurrent inserts before giving up
 EventKey = tuple[str, str]  # (source, the source's event id)
 StoredEvent = tuple[str, str]  # (our event id, content hash)
 
@@ -96,13 +97,16 @@ def record_intake(
         # SQLite write transactions begin IMMEDIATE: no other writer can get
         # between the checks and the inserts, so no savepoint is needed.
         return _raised(record_intakes(session.connection(), [write], now=now)[0])
-    try:
-        with session.begin_nested():
-            return _raised(record_intakes(session.connection(), [write], now=now)[0])
-    except IntegrityError:
-        # Another process inserted the same request or event id after our
-        # checks; its row is committed now, so checking again sees it.
-        logger.warning("intake from %s lost an insert race; checking again", source)
+    for _ in range(INSERT_RACE_RETRIES):
+        try:
+            with session.begin_nested():
+                outcome = record_intakes(session.connection(), [write], now=now)[0]
+            return _raised(outcome)
+        except IntegrityError:
+            # Another process inserted the same request or event id after our
+            # checks; its row is committed now, so checking again sees it. A
+            # third one may win the next round, so there are a few rounds.
+            logger.warning("intake from %s lost an insert race; checking again", source)
 
     with session.begin_nested():
         return _raised(record_intakes(session.connection(), [write], now=now)[0])
