@@ -72,6 +72,13 @@ def register_error_handlers(app: Flask) -> None:
         }
         return jsonify(body), exc.code or 500
 
+    @app.errorhandler(RecursionError)
+    def too_deep(exc: RecursionError) -> ResponseReturnValue:
+        # A JSON body nested thousands deep exhausts the parser's recursion.
+        message = "the request body is nested too deeply to read"
+        body = {"error": "bad_request", "message": message}
+        return jsonify(body), 400
+
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception) -> ResponseReturnValue:
         logger.exception("unhandled error while serving a request")

@@ -22,7 +22,8 @@ from bridge.store.mapping_queries import ANY_SOURCE
 if TYPE_CHECKING:
     from bridge.store.db import Store
 
-MAX_KEY_LENGTH = 2048
+# As long as the column that keeps it: a longer key could not be stored.
+MAX_KEY_LENGTH = 1024
 SOURCE_HELP = "Source the mapping applies to; `*` (the default) means every source."
 
 

@@ -99,6 +99,22 @@ def test_mapping_source_must_be_a_name_or_star(bridge):
     ]
 
 
+def test_mapping_key_longer_than_its_column_is_422(bridge):
+    body = {"activity_key": "http://x/" + "k" * 1100, "learning_id": "7"}
+
+    answer = bridge.api.post(bridge.at("/mappings"), json=body, timeout=10)
+
+    assert answer.status_code == 422
+    assert answer.json()["errors"]["activity_key"] == [
+        "Length must be between 1 and 1024."
+    ]
+    fits = {"activity_key": "k" * 1024, "learning_id": "7"}
+    assert (
+        bridge.api.post(bridge.at("/mappings"), json=fits, timeout=10).status_code
+        == 201
+    )
+
+
 def test_watch_scopes_add_list_show_remove(bridge):
     added = bridge.api.post(
         bridge.at("/watch-scopes"), json={"kind": "group", "value": " 12 "}, timeout=10

@@ -76,3 +76,20 @@ def test_nul_in_a_path_id_or_a_query_value_is_422(bridge):
     assert by_id.json()["errors"] == {"event_id": [UNSTORABLE]}
     assert by_query.status_code == 422
     assert json.loads(by_query.text)["errors"] == {"source": [UNSTORABLE]}
+
+
+def test_a_body_nested_thousands_deep_is_a_json_400(bridge):
+    text = (
+        '{"url": "http://127.0.0.1:9/", "learning_ids": '
+        + "[" * 5000
+        + "]" * 5000
+        + "}"
+    )
+
+    answer = post_raw(bridge, "/subscriptions", text)
+
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "bad_request",
+        "message": "the request body is nested too deeply to read",
+    }
