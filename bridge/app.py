@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from bridge.config import Settings, load_settings
@@ -22,6 +23,8 @@ from bridge.web.lrs import lrs
 from bridge.web.metrics import metrics
 
 logger = logging.getLogger(__name__)
+
+STORE_RETRY_AFTER = 5  # seconds a sender is asked to wait when the database is away
 
 
 def create_app(
@@ -71,6 +74,15 @@ def register_error_handlers(app: Flask) -> None:
             "message": exc.description,
         }
         return jsonify(body), exc.code or 500
+
+    @app.errorhandler(OperationalError)
+    def store_unavailable(exc: OperationalError) -> ResponseReturnValue:
+        # The database is down or gone: nothing was stored, and the sender
+        # should try again, as it would after any 503.
+        logger.error("database unavailable while serving a request: %s", exc.orig)
+        message = "the database cannot be reached; nothing was stored, try again"
+        body = {"error": "unavailable", "message": message}
+        return jsonify(body), 503, {"Retry-After": str(STORE_RETRY_AFTER)}
 
     @app.errorhandler(RecursionError)
     def too_deep(exc: RecursionError) -> ResponseReturnValue:

@@ -97,10 +97,10 @@ class GroupCommitter:
         try:
             with self._turn(), self.store.write_connection() as connection:
                 outcomes = record_intakes(connection, [job.write for job in batch])
-        except Exception:  # noqa: BLE001 - each job is retried alone below
+        except Exception as exc:  # noqa: BLE001 - each job is retried alone below
             if len(batch) == 1:
                 logger.exception("intake write failed")
-                self._fail(batch[0])
+                self._fail(batch[0], exc)
                 return
             logger.warning("intake batch of %d failed; writing one by one", len(batch))
             for job in batch:
@@ -118,6 +118,10 @@ class GroupCommitter:
         return self._file_turn.hold() if self._file_turn else nullcontext()
 
     @staticmethod
-    def _fail(job: _Job) -> None:
-        """Answer a job whose write failed on its own with a server error."""
-        job.done.set_exception(RuntimeError("intake write failed; see the log"))
+    def _fail(job: _Job, exc: Exception) -> None:
+        """Answer a job whose write failed on its own with that failure.
+
+        The web layer turns a database that cannot be reached into a 503
+        and anything else into a 500 that says it was logged.
+        """
+        job.done.set_exception(exc)

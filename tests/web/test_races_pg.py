@@ -1,9 +1,10 @@
-"""Concurrent copies of one statement on PostgreSQL: one event, no 500.
+"""PostgreSQL under concurrency and outage: one event per statement, no 500.
 
 PostgreSQL takes writers side by side, so two requests can both find
 nothing stored and both insert; the loser must check again and answer as
 a repeat. Copies formatted differently are different requests with the
-same event, which races on a second unique key.
+same event, which races on a second unique key. A database that is gone
+is the sender's cue to try again later: a 503, not a 500.
 """
 
 from __future__ import annotations
@@ -78,3 +79,19 @@ def test_concurrent_copies_of_a_statement_store_one_event_and_never_500(pg_bridg
     assert statuses == {202: THREADS * ROUNDS}
     assert stored_counts(pg_bridge) == (ROUNDS, ROUNDS)
     assert len(event_ids) == ROUNDS
+
+
+@pytest.mark.postgres
+def test_a_database_gone_is_503_with_retry_after_not_500(pg_bridge):
+    drop_pg_database(pg_bridge.settings.database_url)
+
+    answer = requests.post(
+        f"{pg_bridge.url}/hooks/open-xapi", json=statement(), timeout=30
+    )
+
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "5"
+    assert answer.json() == {
+        "error": "unavailable",
+        "message": "the database cannot be reached; nothing was stored, try again",
+    }
