@@ -216,3 +216,19 @@ def test_remove_deletes_and_reports_an_unknown_id(database):
     assert again.returncode == 1
     assert f"no subscription {subscription_id!r}" in again.stderr
     assert answer(bridge(database, "list")) == []
+
+
+def test_a_password_in_the_url_is_shown_on_add_and_masked_after(database):
+    url = "http://hooks:pa55word@127.0.0.1:9/elms"
+    added = answer(bridge(database, "add", url, allow=LOOPBACK))["subscription"]
+
+    listed = bridge(database, "list")
+    shown = bridge(database, "show", added["id"])
+
+    assert added["url"] == url
+    assert [row["url"] for row in answer(listed)] == [
+        "http://hooks:****@127.0.0.1:9/elms"
+    ]
+    assert answer(shown)["url"] == "http://hooks:****@127.0.0.1:9/elms"
+    for result in (listed, shown):
+        assert "pa55word" not in result.stdout + result.stderr

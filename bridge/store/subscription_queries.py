@@ -13,6 +13,7 @@ guard, which resolves names) is the caller's check, ``bridge.ssrf``.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 MAX_URL_LENGTH = 2048
 MAX_ID_LENGTH = 64
 MASKED_SECRET = "whsec_****"  # noqa: S105 - what list and show print instead
+MASKED_PASSWORD = "****"  # noqa: S105 - stands for a password in a shown URL
 OPERATOR_DISABLED = "disabled by an operator"
 UPDATABLE = frozenset(
     {"url", "event_types", "description", "learning_ids", "user_group_id", "enabled"}
@@ -73,7 +75,7 @@ class SubscriptionRow:
         expires = self.previous_secret_expires_at
         return {
             "id": self.id,
-            "url": self.url,
+            "url": self.url if show_secret else masked_url(self.url),
             "description": self.description,
             "event_types": self.event_types,
             "learning_ids": self.learning_ids,
@@ -87,6 +89,18 @@ class SubscriptionRow:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
+
+
+def masked_url(url: str) -> str:
+    """Return ``url`` with the password of its user part, if any, masked.
+
+    A subscriber's URL may carry basic-auth credentials; like the signing
+    secret, they are shown when given and never printed back.
+    """
+    return _URL_PASSWORD.sub(r"\1:" + MASKED_PASSWORD + "@", url)
+
+
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@\s:]*):[^/@\s]*@")
 
 
 def add_subscription(
