@@ -153,7 +153,8 @@ class XapiAdapter(BaseAdapter):
             if problems:
                 errors.extend(problems)
                 continue
-            parsed.append(ParsedStatement(path, raw, data, data.get("id", "")))
+            raw, statement_id = with_canonical_id(raw, data.get("id", ""))
+            parsed.append(ParsedStatement(path, raw, data, statement_id))
 
         errors.extend(find_duplicate_ids(parsed))
         if errors:
@@ -257,6 +258,19 @@ def check_version_header(headers: dict[str, str]) -> None:
         f"xAPI version {version!r} is not supported",
         errors=[error(f"headers.{VERSION_HEADER}", message)],
     )
+
+
+def with_canonical_id(raw: Any, statement_id: str) -> tuple[Any, str]:
+    """Return the statement and its id with the id in lower case.
+
+    A UUID names the same statement in either case, so a statement sent
+    again with its id in upper case is the same event, not a new one (and
+    not a 409 for the "other" content either).
+    """
+    canonical = statement_id.lower()
+    if canonical != statement_id and isinstance(raw, dict):
+        raw = {**raw, "id": canonical}
+    return raw, canonical
 
 
 def find_duplicate_ids(statements: list[ParsedStatement]) -> list[dict[str, str]]:

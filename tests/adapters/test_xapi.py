@@ -265,7 +265,8 @@ def test_missing_id_and_timestamp_are_assigned() -> None:
     first, second = result.events
     assert first.occurred_at == FIXED_NOW
     assert len(first.event_id) == 36 and first.event_id[14] == "4"
-    assert second.event_id == "0A1B2C3D-0000-0000-0000-000000000001"
+    assert second.event_id == "0a1b2c3d-0000-0000-0000-000000000001"  # canonical case
+    assert second.raw["id"] == second.event_id
     assert result.statement_ids == [first.event_id, second.event_id]
 
 

@@ -347,3 +347,14 @@ def test_the_same_body_to_hooks_and_to_the_lrs_gets_each_endpoints_answer(
     assert lrs.status_code == 200
     assert lrs.json() == [sent["id"]]
     assert stored_counts(bridge_server)[0] == 1
+
+
+def test_a_statement_id_in_upper_case_is_the_same_statement(bridge_server):
+    body = statement()
+    first = post(bridge_server, "open-xapi", body)
+    again = post(bridge_server, "open-xapi", dict(body, id=body["id"].upper()))
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json()["events"][0]["id"] == first.json()["events"][0]["id"]
+    assert again.json()["events"][0]["source_event_id"] == body["id"]
+    assert stored_counts(bridge_server) == (1, 1)
