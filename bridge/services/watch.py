@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
+from bridge.elms import segment
 from bridge.errors import NotFoundError
 from bridge.services.fields import timestamp
 from bridge.services.inputs import InputSchema, invalid_field, load_input
@@ -23,6 +24,21 @@ logger = logging.getLogger(__name__)
 MAX_VALUE_LENGTH = 255
 
 
+def check_elms_id(value: str) -> None:
+    """Refuse what could never name an Open ELMS record, at once.
+
+    Otherwise a scope such as ``2/1`` would be stored and only fail, with
+    a warning, when the worker first tries to expand it.
+    """
+    try:
+        segment(value)
+    except ValueError:
+        raise ValidationError(
+            "must be an Open ELMS id: letters, digits, '.', '_', '~' or '-', "
+            "not starting with a sign or dot"
+        ) from None
+
+
 class WatchScopeInputSchema(InputSchema):
     """A scope to watch: a user, group, learning or a user's learnings, by id."""
 
@@ -31,7 +47,7 @@ class WatchScopeInputSchema(InputSchema):
     )
     value = fields.String(
         required=True,
-        validate=validate.Length(1, MAX_VALUE_LENGTH),
+        validate=[validate.Length(1, MAX_VALUE_LENGTH), check_elms_id],
         metadata={"description": "The Open ELMS id of the user, group or learning."},
     )
 

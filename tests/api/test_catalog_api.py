@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bridge.store import mapping_queries, poll_queries, queries
 
 ADDED_PASSWORD = "added-pw-6620"
@@ -141,3 +143,14 @@ def test_watch_scopes_add_list_show_remove(bridge):
     with bridge.store.session(write=False) as session:
         assert poll_queries.list_watches(session) == []
     assert bridge.api.get(bridge.at(f"/watch-scopes/{scope['id']}")).status_code == 404
+
+
+@pytest.mark.parametrize("value", ["2/1", "-1", ".x", "a b", "x" * 65])
+def test_a_watch_value_that_is_no_open_elms_id_is_422(bridge, value):
+    body = {"kind": "user_learning", "value": value}
+
+    answer = bridge.api.post(bridge.at("/watch-scopes"), json=body, timeout=10)
+
+    assert answer.status_code == 422, answer.text
+    [message] = answer.json()["errors"]["value"]
+    assert message.startswith("must be an Open ELMS id")
