@@ -35,5 +35,9 @@ def parse_secret(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="The subscription's whsec_ secret, to verify signatures with.",
 )
 def receiver(port: int, secret: str) -> None:
-    """Serve a webhook receiver on loopback that verifies and logs deliveries."""
+    """Serve a webhook receiver on loopback that verifies and logs deliveries.
+
+    It takes deliveries at POST / only (any other path is a 404), so the
+    subscription's URL is http://127.0.0.1:PORT/.
+    """
     serve_forever(secret, port)
