@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from bridge.store.models import EventRow
 
 logger = logging.getLogger(__name__)
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 CURSOR_KIND = "events"
 STATUSES = [status.value for status in EventStatus]
@@ -98,7 +101,14 @@ class RequestSchema(Schema):
     content_type = fields.String(allow_none=True)
     headers = fields.Dict(keys=fields.String(), values=fields.String())
     body = fields.String(
-        metadata={"description": "UTF-8 text, or base64: then base64."}
+        allow_none=True,
+        metadata={
+            "description": "UTF-8 text, or base64: then base64; null once "
+            "housekeeping cleared it (see body_cleared)."
+        },
+    )
+    body_cleared = fields.Boolean(
+        metadata={"description": "True when retention removed the raw body."}
     )
 
 
@@ -261,6 +271,9 @@ def request_of(row: EventRow) -> dict[str, Any]:
     """Return the stored request of an event, its body readable."""
     request = row.request
     assert request is not None  # noqa: S101 - checked by the caller
+    # Housekeeping empties the body but keeps its hash: an empty body whose
+    # hash is not the empty one was cleared, not sent empty.
+    cleared = not request.body and request.body_sha256 != EMPTY_SHA256
     return {
         "id": request.id,
         "received_at": request.received_at.isoformat(),
@@ -268,7 +281,8 @@ def request_of(row: EventRow) -> dict[str, Any]:
         "path": request.path,
         "content_type": request.content_type,
         "headers": request.headers,
-        "body": readable_body(request.body),
+        "body": None if cleared else readable_body(request.body),
+        "body_cleared": cleared,
     }
 
 

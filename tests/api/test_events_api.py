@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
 from bridge.store import queries
+from bridge.store.models import InboundRequestModel
 from tests.api.conftest import announce, fail_event, post_statement, settle, subscribe
 
 
@@ -113,3 +116,23 @@ def test_retry_requeues_a_failed_event_and_refuses_a_pending_one(bridge):
     )
     assert missing.status_code == 404
     assert missing.json() == {"error": "not_found", "message": "no event nope"}
+
+
+def test_show_says_when_housekeeping_cleared_the_body(bridge):
+    kept = post_statement(bridge, "fire-safety")
+    cleared = post_statement(bridge, "first-aid")
+    with bridge.store.session() as session:
+        request_id = queries.get_event(session, cleared).request_id
+        session.execute(
+            update(InboundRequestModel)
+            .where(InboundRequestModel.id == request_id)
+            .values(body=b"", headers={})
+        )
+
+    kept_request = bridge.api.get(bridge.at(f"/events/{kept}"), timeout=10).json()
+    cleared_request = bridge.api.get(bridge.at(f"/events/{cleared}"), timeout=10).json()
+
+    assert kept_request["request"]["body_cleared"] is False
+    assert "courses/fire-safety" in kept_request["request"]["body"]
+    assert cleared_request["request"]["body_cleared"] is True
+    assert cleared_request["request"]["body"] is None
