@@ -252,6 +252,8 @@ FIELDS: tuple[Field, ...] = (
           "Open ELMS calls one poll pass may make."),
     Field("poll_rate", ranged(float, 0.1, 1000), 5.0,
           "Open ELMS calls per second the poller makes at most."),
+    Field("poll_concurrency", ranged(int, 1, 16), 4,
+          "Open ELMS calls the poller of one worker has in flight at most."),
     Field("retain_raw_days", ranged(float, 0, 3650), DEFAULT_RETAIN_RAW_DAYS,
           "Days raw request bodies and headers are kept once their events are "
           "done; 0 keeps them."),
@@ -335,6 +337,7 @@ class Settings:
     poll_reconcile_interval: float = 86400.0
     poll_max_calls: int = 100
     poll_rate: float = 5.0
+    poll_concurrency: int = 4
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
     delivery_schedule: str = DEFAULT_DELIVERY_SCHEDULE
     delivery_disable_after: float = DEFAULT_DELIVERY_DISABLE_AFTER

@@ -10,8 +10,9 @@ Cost: one ``GET learning/{lid}/{uid}`` per due pair, so a pass over N due
 pairs makes N calls (plus, when a scope is expanded, one call for a user or
 group scope and one ``GET users/`` for a learning scope). In progress pairs
 are polled every minute, not attempted ones every five, completed ones only
-by the daily reconciliation; ``max_calls`` and ``rate`` bound a pass. A 503
-stops the pass, and no worker polls again before its ``Retry-After``.
+by the daily reconciliation; ``max_calls``, ``rate`` and ``concurrency``
+bound a pass. A 503 stops the pass (calls in flight finish, no new one
+starts), and no worker polls again before its ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -57,6 +59,7 @@ DEFAULT_POLL_INTERVAL_NOT_ATTEMPTED = 300.0
 DEFAULT_POLL_RECONCILE_INTERVAL = 86400.0
 DEFAULT_POLL_MAX_CALLS = 100
 DEFAULT_POLL_RATE = 5.0
+DEFAULT_POLL_CONCURRENCY = 4
 DEFAULT_POLL_WATCH_REFRESH = 3600.0
 DEFAULT_POLL_UNAVAILABLE_DELAY = 60.0  # a 503 that names no Retry-After
 
@@ -70,6 +73,7 @@ class PollConfig:
     reconcile_interval: float = DEFAULT_POLL_RECONCILE_INTERVAL
     max_calls: int = DEFAULT_POLL_MAX_CALLS
     rate: float = DEFAULT_POLL_RATE
+    concurrency: int = DEFAULT_POLL_CONCURRENCY
     watch_refresh: float = DEFAULT_POLL_WATCH_REFRESH
     lease_seconds: float = 120.0
     unavailable_delay: float = DEFAULT_POLL_UNAVAILABLE_DELAY
@@ -84,6 +88,7 @@ class PollConfig:
             reconcile_interval=settings.poll_reconcile_interval,
             max_calls=settings.poll_max_calls,
             rate=settings.poll_rate,
+            concurrency=settings.poll_concurrency,
         )
 
 
@@ -138,6 +143,7 @@ class Poller:
         self.pacer = pacer or Pacer(self.config.rate)
         self.calls = 0
         self.transitions = 0
+        self.counting = threading.Lock()  # calls and transitions, across threads
         self.expanded: dict[str, datetime] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.learning: dict[str, dict[str, Any]] = {}
@@ -179,10 +185,11 @@ class Poller:
 
     def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Make one Open ELMS call within the pass's budget and rate."""
-        if self.calls >= self.config.max_calls:
-            raise BudgetSpentError
+        with self.counting:
+            if self.calls >= self.config.max_calls:
+                raise BudgetSpentError
+            self.calls += 1
         self.pacer.wait()
-        self.calls += 1
         return method(*args, **kwargs)
 
     # Watch scopes
@@ -273,18 +280,42 @@ class Poller:
                 reconcile_before=reconcile,
             )
 
-        for index, pair in enumerate(pairs):
+        if not pairs:
+            return
+
+        # Up to ``concurrency`` calls at once, each still paced by ``rate``.
+        # A 503, an auth failure or a dead connection stops the pass: the
+        # calls not yet made are not made, and their pairs are given back.
+        stop = threading.Event()
+        site_errors: list[ElmsError] = []
+
+        def poll_one(pair: TrackedPairRow) -> bool:
+            if stop.is_set():
+                return False
             try:
                 progress = self.call(
                     self.client.get_progress, pair.learning_id, pair.user_id
                 )
-            except SITE_ERRORS:
-                self.release(pairs[index:])
-                raise
+            except SITE_ERRORS as exc:
+                stop.set()
+                site_errors.append(exc)
+                return False
             except ElmsError as exc:
                 self.poll_later(pair, exc)
-                continue
-            self.transitions += self.record(pair, progress)
+                return True
+            written = self.record(pair, progress)
+            with self.counting:
+                self.transitions += written
+            return True
+
+        workers = min(self.config.concurrency, len(pairs))
+        with ThreadPoolExecutor(workers, thread_name_prefix="poll") as pool:
+            handled = list(pool.map(poll_one, pairs))
+
+        skipped = zip(pairs, handled, strict=True)
+        self.release([pair for pair, done in skipped if not done])
+        if site_errors:
+            raise site_errors[0]
 
     def record(self, pair: TrackedPairRow, progress: Progress) -> int:
         """Store a poll's result and announce a change; return events written."""
@@ -355,6 +386,8 @@ class Poller:
 
     def release(self, pairs: list[TrackedPairRow]) -> None:
         """Give back claimed pairs this pass will not poll."""
+        if not pairs:
+            return
         with self.store.session() as session:
             pq.release_pairs(session, pairs, worker=self.worker)
 

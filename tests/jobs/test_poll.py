@@ -234,6 +234,8 @@ def test_announced_payload_names_the_user_and_learning_of_a_watch(rig):
 
 
 def test_503_with_retry_after_stops_the_pass_until_it_has_passed(rig):
+    # One call at a time, so that the 503 comes before any other call starts.
+    rig.poller.config = PollConfig(rate=1000.0, concurrency=1)
     rig.track(("1", "1"), ("1", "2"), ("2", "1"))
     rig.faults(fail_next=[{"status": 503, "retry_after": 2}])
 
@@ -289,3 +291,56 @@ def test_pacer_spaces_calls_by_the_rate():
         moments.append(now[0])
 
     assert moments == pytest.approx([100.0, 100.2, 100.4, 100.6])
+
+
+def overlap(calls: list[dict[str, Any]]) -> int:
+    """Return the most calls the sandbox was answering at one moment."""
+    edges = []
+    for call in calls:
+        end = datetime.fromisoformat(call["time"])
+        start = end - timedelta(milliseconds=call["duration_ms"])
+        edges += [(start, 1), (end, -1)]
+    most = current = 0
+    for _, step in sorted(edges, key=lambda edge: (edge[0], edge[1])):
+        current += step
+        most = max(most, current)
+    return most
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_calls_in_flight_never_exceed_the_concurrency(rig, concurrency):
+    rig.poller.config = PollConfig(rate=1000.0, concurrency=concurrency)
+    rig.track(*[(str(user), "1") for user in range(1, 10)])
+    rig.faults(latency_ms=150)
+
+    rig.poller.run_once()
+
+    calls = rig.calls()
+    assert len(calls) == 9
+    assert overlap(calls) == concurrency
+    assert len(rig.pairs()) == 9
+    assert all(p.last_polled_at == T0 for p in rig.pairs().values())
+
+
+def test_a_503_while_calls_are_in_flight_stops_the_rest_and_gives_them_back(rig):
+    rig.poller.config = PollConfig(rate=1000.0, concurrency=2)
+    rig.track(*[(str(user), "1") for user in range(1, 9)])
+    rig.faults(fail_next=[{"status": 503, "retry_after": 30}])
+
+    rig.faults(latency_ms=100)
+
+    rig.poller.run_once()
+
+    calls = rig.calls()
+    [refused] = [c for c in calls if c["status"] == 503]
+    refused_at = datetime.fromisoformat(refused["time"])
+    started = [
+        datetime.fromisoformat(c["time"]) - timedelta(milliseconds=c["duration_ms"])
+        for c in calls
+    ]
+    polled = [p for p in rig.pairs().values() if p.last_polled_at is not None]
+    # Calls already in flight finish; none starts once the 503 is in.
+    assert all(start <= refused_at for start in started)
+    assert len(calls) < 8
+    assert len(polled) == len(calls) - 1
+    assert all(p.lease_owner is None for p in rig.pairs().values())
