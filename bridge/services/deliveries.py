@@ -23,6 +23,7 @@ from bridge.services.fields import (
 from bridge.services.inputs import InputSchema, load_input
 from bridge.services.pages import Page, decode_cursor, page_of
 from bridge.store import delivery_queries as queries
+from bridge.store import delivery_replay_queries as replay_queries
 from bridge.store.subscription_queries import get_subscription
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def list_deliveries(store: Store, filters: Mapping[str, Any]) -> Page:
     limit = values["limit"]
 
     with store.session(write=False) as session:
-        rows = queries.list_deliveries(
+        rows = replay_queries.list_deliveries(
             session,
             subscription_id=values["subscription_id"],
             status=values["status"],
@@ -156,7 +157,7 @@ def show_delivery(store: Store, delivery_id: str) -> dict[str, Any]:
         NotFoundError: no delivery by that id.
     """
     with store.session(write=False) as session:
-        row = queries.get_delivery(session, delivery_id)
+        row = replay_queries.get_delivery(session, delivery_id)
     if row is None:
         raise NotFoundError(f"no delivery {delivery_id}")
 
@@ -176,8 +177,8 @@ def retry_delivery(store: Store, delivery_id: str) -> int:
     """
     now = datetime.now(UTC)
     with store.session() as session:
-        done = queries.retry_delivery(session, delivery_id, now=now)
-        exists = done or queries.get_delivery(session, delivery_id) is not None
+        done = replay_queries.retry_delivery(session, delivery_id, now=now)
+        exists = done or replay_queries.get_delivery(session, delivery_id) is not None
     if not exists:
         raise NotFoundError(f"no delivery {delivery_id}")
     if not done:
@@ -205,12 +206,12 @@ def replay(store: Store, data: Mapping[str, Any]) -> dict[str, int]:
         if get_subscription(session, subscription_id) is None:
             raise NotFoundError(f"no subscription {subscription_id}")
         if values["failed_since"] is not None:
-            requeued = queries.replay_failed(
+            requeued = replay_queries.replay_failed(
                 session, subscription_id, values["failed_since"], now=now
             )
             created = 0
         else:
-            created, requeued = queries.replay_events(
+            created, requeued = replay_queries.replay_events(
                 session, subscription_id, values["event_type"], values["since"], now=now
             )
 
@@ -223,7 +224,7 @@ def replay(store: Store, data: Mapping[str, Any]) -> dict[str, int]:
     return {"created": created, "requeued": requeued}
 
 
-def summary(row: queries.DeliveryRow) -> dict[str, Any]:
+def summary(row: replay_queries.DeliveryRow) -> dict[str, Any]:
     """Return the fields of a delivery that a listing shows."""
     shown = dataclasses.asdict(row)
     shown.pop("attempt_log")

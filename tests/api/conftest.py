@@ -21,6 +21,7 @@ import yaml
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.store import delivery_queries as dq
+from bridge.store import delivery_replay_queries as dr
 from bridge.store import dispatch_queries
 from bridge.store.db import Store, create_store
 from bridge.store.migrate import upgrade
@@ -145,7 +146,7 @@ def announce(store: Store, inbound_event_id: str | None = None) -> list[str]:
             now=datetime.now(UTC),
         )
         session.flush()
-        rows = dq.list_deliveries(session, limit=1000)
+        rows = dr.list_deliveries(session, limit=1000)
     return [row.id for row in rows if row.event_id == event_id]
 
 

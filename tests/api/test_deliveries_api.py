@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bridge.store import delivery_queries as dq
+from bridge.store import delivery_replay_queries as dr
 from tests.api.conftest import announce, settle, subscribe
 from tests.api.test_events_api import walk
 
@@ -21,7 +22,7 @@ def test_walking_every_page_lists_each_delivery_once(bridge):
     assert pages == 3
     assert sorted(item["id"] for item in items) == sorted(made)
     with bridge.store.session(write=False) as session:
-        stored = dq.list_deliveries(session, limit=100)
+        stored = dr.list_deliveries(session, limit=100)
     assert [item["id"] for item in items] == [row.id for row in stored]
     assert {item["subscription_id"] for item in mine} == {second["id"]}
     assert len(mine) == 4

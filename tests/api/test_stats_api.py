@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.store.delivery_queries import get_delivery
+from bridge.store.delivery_replay_queries import get_delivery
 from tests.api.conftest import announce, fail_event, post_statement, settle, subscribe
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from bridge.jobs.deliver import DEFAULT_PER_SUBSCRIPTION as PER_SUBSCRIPTION
 from bridge.jobs.deliver import DeliveryConfig
-from bridge.store import delivery_queries as dq
+from bridge.store import delivery_replay_queries as dr
 from bridge.store import poll_queries as pq
 from bridge.store import queries
 from bridge.store.outbound_models import DeliveryModel, OutboundEventModel
@@ -301,10 +301,10 @@ def lease_ends(parts: Bridge, owner: str) -> dict[str, datetime]:
     return {event_id: ends for event_id, ends in rows if ends is not None}
 
 
-def deliveries(parts: Bridge) -> list[dq.DeliveryRow]:
+def deliveries(parts: Bridge) -> list[dr.DeliveryRow]:
     """Return every delivery of the test's database."""
     with parts.store.session(write=False) as session:
-        return dq.list_deliveries(session, limit=100)
+        return dr.list_deliveries(session, limit=100)
 
 
 def delivered(parts: Bridge) -> int:

@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from bridge.cli.deliveries import deliveries
 from bridge.config import Settings
 from bridge.jobs.deliver import Deliverer, DeliveryConfig
-from bridge.store import delivery_queries as dq
+from bridge.store import delivery_replay_queries as dr
 from bridge.store import subscription_queries as sq
 from bridge.store.db import Store, create_store
 from bridge.store.migrate import upgrade
@@ -140,10 +140,10 @@ def announce(
     return event_id, delivery_ids
 
 
-def delivery(store: Store, delivery_id: str) -> dq.DeliveryRow:
+def delivery(store: Store, delivery_id: str) -> dr.DeliveryRow:
     """Return a delivery with its attempts."""
     with store.session(write=False) as session:
-        row = dq.get_delivery(session, delivery_id)
+        row = dr.get_delivery(session, delivery_id)
     assert row is not None
     return row
 
@@ -524,7 +524,7 @@ def test_two_deliverers_never_send_one_delivery_twice(shared_url, receiver):
 
     def pending() -> int:
         with stores[0].session(write=False) as session:
-            rows = dq.list_deliveries(session, status="pending", limit=1000)
+            rows = dr.list_deliveries(session, status="pending", limit=1000)
         return len(rows)
 
     threads = [

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bridge.store import delivery_queries as dq
+from bridge.store import delivery_replay_queries as dr
 from bridge.store import subscription_queries as sq
 from bridge.store.db import Store
 from bridge.store.outbound_models import DeliveryModel, OutboundEventModel
@@ -85,9 +86,9 @@ def claim(
         )
 
 
-def get(store: Store, delivery_id: str) -> dq.DeliveryRow:
+def get(store: Store, delivery_id: str) -> dr.DeliveryRow:
     with store.session(write=False) as session:
-        row = dq.get_delivery(session, delivery_id)
+        row = dr.get_delivery(session, delivery_id)
     assert row is not None
     return row
 
@@ -265,7 +266,7 @@ def test_disable_fails_pending_deliveries_and_tells_watchers(store):
 
     assert event_id is not None and again is None
     with store.session(write=False) as session:
-        notices = dq.list_deliveries(session, status="pending")
+        notices = dr.list_deliveries(session, status="pending")
         disabled = sq.get_subscription(session, sub)
     assert [(n.subscription_id, n.event_id) for n in notices] == [(watcher, event_id)]
     assert disabled is not None and not disabled.enabled
@@ -287,10 +288,10 @@ def test_list_filters_by_subscription_status_and_time(store):
     add_event(store, one)
 
     with store.session(write=False) as session:
-        rows = dq.list_deliveries(
+        rows = dr.list_deliveries(
             session, subscription_id=one, status="failed", limit=10
         )
-        recent = dq.list_deliveries(
+        recent = dr.list_deliveries(
             session,
             subscription_id=one,
             status="failed",
@@ -304,7 +305,7 @@ def test_list_filters_by_subscription_status_and_time(store):
 
 def test_get_of_an_unknown_delivery_is_none(store):
     with store.session(write=False) as session:
-        assert dq.get_delivery(session, "nope") is None
+        assert dr.get_delivery(session, "nope") is None
 
 
 # Replay
@@ -319,8 +320,8 @@ def test_retry_queues_one_delivery_from_the_start(store):
 
     later = T0 + timedelta(hours=1)
     with store.session() as session:
-        assert dq.retry_delivery(session, delivery_id, now=later)
-        assert not dq.retry_delivery(session, "nope", now=later)
+        assert dr.retry_delivery(session, delivery_id, now=later)
+        assert not dr.retry_delivery(session, "nope", now=later)
 
     row = get(store, delivery_id)
     assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 0, later)
@@ -332,7 +333,7 @@ def test_retry_leaves_a_delivery_in_flight_alone(store):
     claim(store)
 
     with store.session() as session:
-        assert not dq.retry_delivery(session, delivery_id, now=T0)
+        assert not dr.retry_delivery(session, delivery_id, now=T0)
 
 
 def test_replay_failed_requeues_only_that_subscriptions_recent_failures(store):
@@ -343,7 +344,7 @@ def test_replay_failed_requeues_only_that_subscriptions_recent_failures(store):
     [done] = add_event(store, one, status="delivered")
 
     with store.session() as session:
-        count = dq.replay_failed(session, one, T0 - timedelta(days=1), now=T0)
+        count = dr.replay_failed(session, one, T0 - timedelta(days=1), now=T0)
 
     assert count == 1
     assert get(store, recent).status == "pending"
@@ -362,14 +363,14 @@ def test_replay_events_creates_missing_deliveries_and_requeues_the_rest(store):
     add_event(store, other, event_type="progress.started")  # another type
 
     with store.session() as session:
-        created, requeued = dq.replay_events(
+        created, requeued = dr.replay_events(
             session, sub, COMPLETED, T0 - timedelta(days=1), now=T0
         )
 
     assert (created, requeued) == (1, 1)
     assert get(store, had).status == "pending"
     with store.session(write=False) as session:
-        rows = dq.list_deliveries(session, subscription_id=sub, status="pending")
+        rows = dr.list_deliveries(session, subscription_id=sub, status="pending")
     assert len(rows) == 2
 
 
