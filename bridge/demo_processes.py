@@ -44,10 +44,13 @@ class Child:
     process: subprocess.Popen[bytes]
     log: Path
 
+    def output(self) -> str:
+        """Return everything the child has written so far."""
+        return self.log.read_text(errors="replace")
+
     def tail(self) -> str:
         """Return the last lines of the child's output."""
-        lines = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(lines[-LOG_TAIL_LINES:])
+        return "\n".join(self.output().splitlines()[-LOG_TAIL_LINES:])
 
 
 class ChildProcesses:

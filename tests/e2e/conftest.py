@@ -24,6 +24,7 @@ import requests
 import yaml
 from flask import Response, request
 
+from bridge.demo_processes import Child
 from bridge.store.db import Store, create_store
 from tests.clitools import ROOT, bridge, clean_env, free_port, wait_for
 from tests.jobs.conftest import SOURCES
@@ -35,7 +36,6 @@ T = TypeVar("T")
 SANDBOX_TOKEN = "e2e-sandbox-token"  # noqa: S105 - the test sandbox's token
 SANDBOX_SITE = "demo"
 STOP_GRACE_SECONDS = 10.0
-LOG_TAIL_LINES = 30
 
 # Short schedules so a test sees several poll passes and retries in seconds.
 # The worker's poll job still ticks every 5 s (jobs/scheduler.POLL_TICK_SECONDS).
@@ -90,20 +90,6 @@ class ArrivalReceiver(Receiver):
     def payloads(self) -> list[dict[str, Any]]:
         """Return the body of every answered request, parsed, in answer order."""
         return [payload_of(hit) for hit in self.snapshot()]
-
-
-@dataclass
-class Child:
-    """One bridge child process and the file its output goes to."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self) -> str:
-        """Return the last lines of the child's output."""
-        lines = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(lines[-LOG_TAIL_LINES:])
 
 
 @dataclass

@@ -15,31 +15,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 from sqlalchemy import create_engine, text
 
+from bridge.demo_processes import Child
 from tests.clitools import ROOT, bridge, clean_env, free_port, wait_for
 
 SOURCE = "lms"
 SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - the sandbox's public default
 STOP_SECONDS = 15
-
-
-@dataclass
-class Child:
-    """One running bridge process and where its output goes."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        """Return what the process logged so far."""
-        return self.log.read_text(errors="replace")
 
 
 class Cluster:
