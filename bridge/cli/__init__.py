@@ -20,9 +20,14 @@ def settings_from_env() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        sys.exit(2)
+        exit_config_error(exc)
+
+
+def exit_config_error(exc: ConfigError) -> NoReturn:
+    """Print each problem of a configuration error on stderr and exit with 2."""
+    for problem in exc.problems:
+        click.echo(f"config error: {problem}", err=True)
+    sys.exit(2)
 
 
 def get_settings(ctx: click.Context) -> Settings:

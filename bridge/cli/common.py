@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from bridge.cli import fail, get_settings
+from bridge.cli import exit_config_error, fail, get_settings
 from bridge.errors import AdminError, ConfigError, InvalidInputError
 from bridge.store.db import create_store
 from bridge.store.migrate import upgrade
@@ -27,9 +26,7 @@ def open_store(ctx: click.Context) -> Store:
     try:
         upgrade(settings.database_url)
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        sys.exit(2)
+        exit_config_error(exc)
     return create_store(settings.database_url)
 
 

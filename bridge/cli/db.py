@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from bridge.cli import fail, get_settings, print_json
+from bridge.cli import exit_config_error, fail, get_settings, print_json
 from bridge.errors import ConfigError
 from bridge.store import migrate
 
@@ -16,9 +14,7 @@ def require_known_schema(url: str) -> None:
     try:
         migrate.require_known(migrate.current(url))
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        sys.exit(2)
+        exit_config_error(exc)
 
 
 @click.group()

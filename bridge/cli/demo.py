@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bridge.cli import fail
+from bridge.cli import exit_config_error, fail
 from bridge.demo import (
     DEFAULT_EXPECTATIONS,
     DEFAULT_SAMPLES,
@@ -55,9 +55,7 @@ def demo(samples_dir: Path, expectations_file: Path, keep: bool, as_json: bool) 
     try:
         code = run_demo(options, echo=click.echo, note=echo_err)
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        sys.exit(2)
+        exit_config_error(exc)
     except DemoError as exc:
         fail(f"demo: {exc}", code=2)
     sys.exit(code)

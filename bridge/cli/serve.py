@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bridge.cli import get_settings
+from bridge.cli import exit_config_error, get_settings
 from bridge.cli.receiver import SECRET_ENV
 from bridge.config import Settings
 from bridge.errors import ConfigError
@@ -48,9 +48,7 @@ def serve(
         upgrade(settings.database_url)
         SourceRegistry.from_file(settings.sources_file, None)
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        sys.exit(2)
+        exit_config_error(exc)
     serve_gunicorn(
         settings,
         host=host or settings.host,

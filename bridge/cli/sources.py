@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from bridge.adapters import FORMATS
-from bridge.cli import fail, get_settings, print_json
+from bridge.cli import exit_config_error, fail, get_settings, print_json
 from bridge.cli.common import open_store, parse_pairs
 from bridge.errors import AdminError, ConfigError, InvalidInputError
 from bridge.registry import SourceRegistry
@@ -37,9 +37,7 @@ def registry_for(ctx: click.Context) -> SourceRegistry:
     try:
         return SourceRegistry.from_file(settings.sources_file, open_store(ctx))
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        raise SystemExit(2) from exc
+        exit_config_error(exc)
 
 
 @sources.command("add")

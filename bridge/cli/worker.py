@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from typing import Any
 
 import click
 
-from bridge.cli import fail, get_settings
+from bridge.cli import exit_config_error, fail, get_settings
 from bridge.errors import ConfigError
 from bridge.metrics_dir import prepare as prepare_metrics
 
@@ -42,9 +41,7 @@ def worker(ctx: click.Context, once: bool) -> None:
     try:
         store, dispatcher = build_dispatcher(settings)
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        sys.exit(2)
+        exit_config_error(exc)
 
     if once:
         applied = dispatcher.drain(max_seconds=60)
